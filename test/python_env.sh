@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# Sourced by the shell scripts: sets PYTHON to an interpreter that has the project's requirements.
+#
+# Order: $PYTHON if set; the project virtualenv .venv if present; python3 if it already has the requirements (an
+# Ascend/CUDA server with its own torch); otherwise .venv is created and the pinned requirements installed (fast the
+# second time: a stamp records what was installed).
+# Usage: source test/python_env.sh [--with-tests]
+
+_siammask_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_siammask_want_tests=0
+[ "${1:-}" = "--with-tests" ] && _siammask_want_tests=1
+
+_siammask_venv_ready() {
+    local stamp="$_siammask_root/.venv/.siammask-stamp"
+    [ -x "$_siammask_root/.venv/bin/python" ] || return 1
+    [ -f "$stamp" ] || return 1
+    local want
+    want="$(_siammask_stamp)"
+    [ "$(cat "$stamp")" = "$want" ]
+}
+
+_siammask_stamp() {
+    local files=("$_siammask_root/requirements.txt" "$_siammask_root/constraints.txt" "$_siammask_root/setup.py")
+    [ "$_siammask_want_tests" = 1 ] && files+=("$_siammask_root/requirements-test.txt")
+    cat "${files[@]}" | cksum | cut -d' ' -f1
+}
+
+_siammask_make_venv() {
+    local py="${SIAMMASK_BOOTSTRAP_PYTHON:-python3}"
+    echo "[python_env] setting up $_siammask_root/.venv (once; later runs reuse it)" >&2
+    [ -x "$_siammask_root/.venv/bin/python" ] || "$py" -m venv "$_siammask_root/.venv"
+    local pip=("$_siammask_root/.venv/bin/python" -m pip install -q --disable-pip-version-check)
+    local reqs=(-r "$_siammask_root/requirements.txt")
+    [ "$_siammask_want_tests" = 1 ] && reqs+=(-r "$_siammask_root/requirements-test.txt")
+    "${pip[@]}" -c "$_siammask_root/constraints.txt" "${reqs[@]}" setuptools wheel
+    "${pip[@]}" --no-deps --no-build-isolation -e "$_siammask_root" >/dev/null
+    (cd "$_siammask_root" && PYTHON="$_siammask_root/.venv/bin/python" bash make.sh >/dev/null 2>&1) \
+        || echo "[python_env] Cython region extension not built; using the numba fallback" >&2
+    _siammask_stamp > "$_siammask_root/.venv/.siammask-stamp"
+}
+
+if [ -n "${PYTHON:-}" ]; then
+    :
+elif [ -x "$_siammask_root/.venv/bin/python" ] || ! python3 -c "import torch, cv2, numba, scipy, tqdm, colorama, tensorboardX" 2>/dev/null; then
+    _siammask_venv_ready || _siammask_make_venv
+    PYTHON="$_siammask_root/.venv/bin/python"
+else
+    PYTHON=python3
+    # a system interpreter with its own torch (e.g. torch_npu): make the project importable without installing it
+    export PYTHONPATH="$_siammask_root${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if [ "$_siammask_want_tests" = 1 ] && ! "$PYTHON" -c "import pytest, shapely" 2>/dev/null; then
+    "$PYTHON" -m pip install -q --disable-pip-version-check -r "$_siammask_root/requirements-test.txt"
+fi
+export PYTHON
+unset -f _siammask_venv_ready _siammask_stamp _siammask_make_venv
