@@ -27,7 +27,7 @@ def region_extensions() -> list:
         "utils.region._region_ext",
         [str(REGION_PYX)],
         include_dirs=[numpy.get_include()],
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3", "-ffp-contract=off"],  # no fused multiply-add: float32 results as region.c
     )
     return cythonize([ext], language_level=3, quiet=True)
 

@@ -32,8 +32,13 @@ _siammask_make_venv() {
     local pip=("$_siammask_root/.venv/bin/python" -m pip install -q --disable-pip-version-check)
     local reqs=(-r "$_siammask_root/requirements.txt")
     [ "$_siammask_want_tests" = 1 ] && reqs+=(-r "$_siammask_root/requirements-test.txt")
-    "${pip[@]}" -c "$_siammask_root/constraints.txt" "${reqs[@]}" setuptools wheel
-    "${pip[@]}" --no-deps --no-build-isolation -e "$_siammask_root" >/dev/null
+    local log="$_siammask_root/.venv/install.log"
+    if ! { "${pip[@]}" -c "$_siammask_root/constraints.txt" "${reqs[@]}" setuptools wheel \
+            && "${pip[@]}" --no-deps --no-build-isolation -e "$_siammask_root"; } >"$log" 2>&1; then
+        grep -v "^WARNING: Location" "$log" | tail -n 20 >&2
+        echo "[python_env] installing the requirements failed; full log: $log" >&2
+        return 1
+    fi
     (cd "$_siammask_root" && PYTHON="$_siammask_root/.venv/bin/python" bash make.sh >/dev/null 2>&1) \
         || echo "[python_env] Cython region extension not built; using the numba fallback" >&2
     _siammask_stamp > "$_siammask_root/.venv/.siammask-stamp"
@@ -42,7 +47,7 @@ _siammask_make_venv() {
 if [ -n "${PYTHON:-}" ]; then
     :
 elif [ -x "$_siammask_root/.venv/bin/python" ] || ! python3 -c "import torch, cv2, numba, scipy, tqdm, colorama, tensorboardX" 2>/dev/null; then
-    _siammask_venv_ready || _siammask_make_venv
+    _siammask_venv_ready || _siammask_make_venv || { echo "[python_env] cannot set up .venv" >&2; return 1; }
     PYTHON="$_siammask_root/.venv/bin/python"
 else
     PYTHON=python3
@@ -50,7 +55,8 @@ else
     export PYTHONPATH="$_siammask_root${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if [ "$_siammask_want_tests" = 1 ] && ! "$PYTHON" -c "import pytest, shapely" 2>/dev/null; then
-    "$PYTHON" -m pip install -q --disable-pip-version-check -r "$_siammask_root/requirements-test.txt"
+    "$PYTHON" -m pip install -q --disable-pip-version-check -r "$_siammask_root/requirements-test.txt" 2>&1 \
+        | grep -v "^WARNING: Location" >&2 || true
 fi
 export PYTHON
 unset -f _siammask_venv_ready _siammask_stamp _siammask_make_venv

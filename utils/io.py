@@ -11,8 +11,6 @@ import os
 import tempfile
 from typing import Any, Iterator, Union
 
-import torch
-
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -47,5 +45,7 @@ def atomic_write_json(path: PathLike, data: Any, indent: int = 2) -> None:
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """torch.save `obj` to `path` atomically (the file is complete or absent)."""
+    import torch  # here, so that torch-free users of this module (the evaluation package) do not load it
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

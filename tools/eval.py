@@ -1,0 +1,84 @@
+"""Evaluate VOT baseline results: accuracy, robustness, lost number and EAO per tracker.
+
+Ports SiamMask's ``tools/eval.py`` (pysot-toolkit; reference.md A.5, E.6). Reads the dataset json from the data root
+and ``<result_dir>/<tracker>/baseline/<video>/<video>_001.txt`` for every tracker folder matching
+``--tracker_prefix``; prints ``|Tracker Name|Accuracy|Robustness|Lost Number|EAO|`` sorted by EAO.
+
+Differences from the original: the data root is a flag (``--data-root``, default ``data/``) instead of
+``<repo>/data``; ``--json``, ``--attributes`` and ``--plot`` are new; any missing folder, file or json, or a truncated
+result file, is reported as one line on stderr with exit status 1 (the original asserted, called ``exit()`` or
+evaluated the shorter file); only VOT2016/VOT2018/VOT2019 are accepted (the original silently did nothing for others).
+
+    python tools/eval.py --dataset VOT2018 --result_dir results/VOT2018 --tracker_prefix Custom --num 4 --json e.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
+from evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
+                               plot_expected_overlap, to_json, write_json)
+
+DATASETS = ("VOT2016", "VOT2018", "VOT2019")
+VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """The command-line flags (see the module docstring)."""
+    parser = argparse.ArgumentParser(description="VOT evaluation: accuracy, robustness, lost number and EAO",
+                                     add_help=add_help)
+    parser.add_argument("--dataset", default="VOT2018", choices=DATASETS,
+                        help="dataset whose <name>.json is read from the data root (default: VOT2018)")
+    parser.add_argument("--data-root", default="data",
+                        help="folder holding <dataset>.json or <dataset>/<dataset>.json (default: data)")
+    parser.add_argument("--result_dir", "--result-dir", dest="result_dir", required=True,
+                        help="folder of tracker result folders, e.g. results/VOT2018 (holds <tracker>/baseline/...)")
+    parser.add_argument("--tracker_prefix", "--tracker-prefix", dest="tracker_prefix", default="",
+                        help="evaluate only tracker folders whose name starts with this (default: all)")
+    parser.add_argument("--num", type=int, default=1,
+                        help="worker processes, one tracker each (default: 1; capped at the number of trackers)")
+    parser.add_argument("--show_video_level", "--show-video-level", dest="show_video_level", action="store_true",
+                        help=f"also print per-video accuracy and lost number (below {VIDEO_TABLE_MAX_TRACKERS} "
+                             "trackers)")
+    parser.add_argument("--attributes", action="store_true",
+                        help="also compute and print EAO per VOT attribute (camera_motion, ..., empty)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="write tracker -> accuracy, robustness, lost, eao and per-video values to FILE")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save the expected-overlap curves (overall) to this PNG")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the evaluation; returns the exit status (errors: one line on stderr, status 1)."""
+    if args.num < 1:
+        print(f"eval.py: error: --num must be >= 1, got {args.num}", file=sys.stderr)
+        return 1
+    try:
+        dataset = load_vot_dataset(args.dataset, args.data_root)
+        trackers = list_trackers(args.result_dir, args.tracker_prefix)
+        tags = VOT_TAGS if args.attributes else ("all",)
+        evals = evaluate_trackers(dataset, args.result_dir, trackers, tags=tags, workers=args.num)
+        print(format_summary_table(evals))
+        if args.attributes:
+            print(format_attribute_table(evals, tags))
+        if args.show_video_level and len(evals) < VIDEO_TABLE_MAX_TRACKERS:
+            print(format_video_table(evals, color=sys.stdout.isatty()))
+        if args.json:
+            write_json(args.json, to_json(evals))
+            print(f"wrote {args.json}")
+        if args.plot:
+            plot_expected_overlap(evals, args.plot)
+            print(f"wrote {args.plot}")
+    except EvaluationError as exc:
+        print(f"eval.py: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"eval.py: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
