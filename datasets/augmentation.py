@@ -1,0 +1,137 @@
+"""Per-branch augmentation of a crop511 image into a network input (template 127, search 255 or 143).
+
+Ports `Augmentation` of the original `datasets/siam_mask_dataset.py`, in the same order:
+
+1. crop box: a ``size - 1`` square at the image centre; each side scaled by ``1 + U(-1, 1) * scale`` (clamped to
+   the image), then shifted by ``U(-1, 1) * shift`` pixels per axis (clamped to keep the box inside the image);
+2. one bilinear affine warp (border 0) of the image, and of the mask when given, to ``size x size``; the target box
+   is mapped with the same transform;
+3. grey (when the pair is grey): BGR -> grey -> 3 channels;
+4. PCA colour jitter: ``image -= (rgbVar @ N(0, 1)^3)`` reversed to BGR order, every sample;
+5. motion blur with probability `blur`: kernel side ``round(N(0, 1)) * 2 + 1`` (none when negative, none with
+   probability 0.5, at most 45), a cross kernel weighted wx on the centre column and 1 - wx on the centre row;
+6. resize (down then up by ``max(sqrt(U), 0.2)``) when enabled, horizontal flip with probability `flip`.
+
+Differences that do not change the sampled distribution: the grey conversion runs on the warped patch instead of
+the whole 511 image (it commutes with the warp up to uint8 rounding); the cross kernel is applied as a weighted sum
+of a vertical and a horizontal box filter, which is the same filter; everything runs in float32 (the original went
+through float64). Fixed: the crop centre is (W // 2, H // 2) (the original swapped the axes, equal for square
+crops), and `flip` is a probability in [0, 1] (the original compared it with U(-1, 1)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from utils.config import AugBranchConfig
+
+# The original's fixed PCA colour matrix (`rgbVar`), RGB order.
+RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],
+                    [1.72091413, 0.19879334, -1.82968581],
+                    [4.64467907, 4.73710203, 4.88324118]], dtype=np.float32)
+
+
+@dataclass
+class AugmentedCrop:
+    """One branch's output."""
+
+    image: np.ndarray  # (3, size, size) float32 BGR, 0-255 minus the colour offset
+    box: np.ndarray  # (4,) float64 x1, y1, x2, y2 of the target in the output
+    mask: Optional[np.ndarray]  # (size, size) uint8 0/255 (bilinear then rounded), or None when no mask was given
+
+
+class Augmentation:
+    """Augments one branch (template or search) to `size` x `size` pixels."""
+
+    def __init__(self, cfg: AugBranchConfig, size: int) -> None:
+        self.cfg = cfg
+        self.size = size
+
+    def crop_box(self, shape: Sequence[int], rng: np.random.Generator) -> tuple[float, float, float, float]:
+        """The randomly scaled and shifted crop box (x1, y1, x2, y2) in image pixels for an image of `shape`."""
+        imh, imw = shape[0], shape[1]
+        shift = self.cfg.shift
+        scale = self.cfg.scale
+        tx = ty = 0.0
+        if shift:
+            tx = (rng.random() * 2 - 1) * shift
+            ty = (rng.random() * 2 - 1) * shift
+        w = h = float(self.size - 1)
+        if scale:
+            sx = 1.0 + (rng.random() * 2 - 1) * scale
+            sy = 1.0 + (rng.random() * 2 - 1) * scale
+            w *= min(sx, imw / w)
+            h *= min(sy, imh / h)
+        cx, cy = imw // 2, imh // 2
+        x1, y1, x2, y2 = cx - w * 0.5, cy - h * 0.5, cx + w * 0.5, cy + h * 0.5
+        if shift:
+            tx = max(-x1, min(imw - 1 - x2, tx))
+            ty = max(-y1, min(imh - 1 - y2, ty))
+            x1, y1, x2, y2 = x1 + tx, y1 + ty, x2 + tx, y2 + ty
+        return x1, y1, x2, y2
+
+    def __call__(self, image: np.ndarray, box_x1y1x2y2: Sequence[float], rng: np.random.Generator,
+                 gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
+        """Augment one image.
+
+        Args:
+            image: (H, W, 3) BGR uint8 crop511 image.
+            box_x1y1x2y2: target box in `image` pixels.
+            rng: the sample's random generator (draw order: shift, scale, colour, blur, resize, flip).
+            gray: convert to grey (decided once per pair).
+            mask: optional (H, W) uint8 object mask (0 / 255), warped with the image.
+        """
+        size = self.size
+        x1, y1, x2, y2 = self.crop_box(image.shape, rng)
+        a = (size - 1) / (x2 - x1)
+        b = (size - 1) / (y2 - y1)
+        mapping = np.array([[a, 0.0, -a * x1], [0.0, b, -b * y1]], dtype=np.float64)
+        warped = cv2.warpAffine(image, mapping, (size, size), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        if mask is not None:
+            mask = cv2.warpAffine(mask, mapping, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        bx1, by1, bx2, by2 = (float(v) for v in box_x1y1x2y2)
+        box = np.array([(bx1 - x1) * a, (by1 - y1) * b, (bx2 - x1) * a, (by2 - y1) * b], dtype=np.float64)
+
+        if gray:
+            planes: Sequence[np.ndarray] = (cv2.cvtColor(warped, cv2.COLOR_BGR2GRAY),) * 3
+        else:
+            planes = cv2.split(warped)
+        offset = (RGB_VAR @ rng.standard_normal(3).astype(np.float32))[::-1]  # RGB -> BGR
+        out = np.empty((3, size, size), dtype=np.float32)
+        for c in range(3):
+            np.subtract(planes[c], offset[c], out=out[c], dtype=np.float32)
+
+        if self.cfg.blur and self.cfg.blur > rng.random():
+            _motion_blur(out, rng)
+        if self.cfg.resize:
+            ratio = max(math.sqrt(rng.random()), 0.2)
+            small = (int(round(ratio * size)), int(round(ratio * size)))
+            for c in range(3):
+                out[c] = cv2.resize(cv2.resize(out[c], small), (size, size))
+        if self.cfg.flip and self.cfg.flip > rng.random():
+            out = np.ascontiguousarray(out[:, :, ::-1])
+            if mask is not None:
+                mask = np.ascontiguousarray(mask[:, ::-1])
+            box = np.array([size - 1 - box[2], box[1], size - 1 - box[0], box[3]], dtype=np.float64)
+        return AugmentedCrop(out, box, mask)
+
+
+def _motion_blur(planes: np.ndarray, rng: np.random.Generator) -> None:
+    """The original's random cross-kernel blur, in place on (C, H, W) float32 planes (may draw no kernel)."""
+    side = int(np.round(rng.standard_normal())) * 2 + 1
+    if side < 0 or rng.random() < 0.5:
+        return
+    side = min(side, 45)
+    wx = rng.random()
+    if side == 1:  # the 1x1 kernel wx + (1 - wx) = 1 is the identity
+        return
+    for c in range(planes.shape[0]):
+        vertical = cv2.blur(planes[c], (1, side), borderType=cv2.BORDER_REFLECT_101)
+        horizontal = cv2.blur(planes[c], (side, 1), borderType=cv2.BORDER_REFLECT_101)
+        cv2.addWeighted(vertical, wx, horizontal, 1.0 - wx, 0.0, dst=planes[c])

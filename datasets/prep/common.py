@@ -1,0 +1,147 @@
+"""Plumbing shared by the dataset-preparation steps: parallel map with progress, atomic image writes, checks.
+
+Replaces the per-script `printProgress` / `ProcessPoolExecutor` boilerplate of the original `data/*/par_crop.py`
+(whose progress bar printed an empty string, reference.md G.1.19).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import sys
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from datasets.errors import DatasetError
+from utils.io import atomic_path, atomic_write_text
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def parallel_map(fn: Callable[[T], R], tasks: Sequence[T], num_workers: int = 0, desc: str = "",
+                 progress: bool = True) -> list[R]:
+    """``[fn(t) for t in tasks]`` over `num_workers` processes (in this process when <= 1), with a tqdm bar.
+
+    Results keep the order of `tasks`. The first exception of a task is raised here (a :class:`DatasetError`
+    keeps its one-line message). Workers are spawned, not forked: a forked child of a process that already used
+    OpenCV's thread pool can deadlock in OpenCV, so `fn` and the tasks must be picklable (module-level).
+    """
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="task", dynamic_ncols=True)
+    try:
+        if num_workers <= 1 or len(tasks) <= 1:
+            out = []
+            for t in tasks:
+                out.append(fn(t))
+                bar.update(1)
+            return out
+        results: list[Any] = [None] * len(tasks)
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=num_workers, mp_context=context,
+                                                    initializer=_init_worker) as pool:
+            futures = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update(1)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
+    finally:
+        bar.close()
+
+
+MASK_PNG_PARAMS = (cv2.IMWRITE_PNG_BILEVEL, 1)  # 1-bit PNG: reads back as 0/255, decodes ~4x faster than 8-bit
+
+
+def atomic_imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Encode `image` by the extension of `path` (.jpg quality 95 as cv2's default, .png) and write it atomically,
+    so an interrupted run never leaves a half-written crop under its final name.
+
+    Args:
+        params: cv2.imencode parameters, e.g. :data:`MASK_PNG_PARAMS` for binary masks.
+    """
+    ext = os.path.splitext(path)[1]
+    ok, buf = cv2.imencode(ext, image, list(params))
+    if not ok:
+        raise DatasetError(f"{path}: cannot encode image")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)
+
+
+def all_exist(paths: Iterable[str]) -> bool:
+    """True when every path exists (the resume check of the crop steps)."""
+    return all(os.path.exists(p) for p in paths)
+
+
+def require_dir(path: str, what: str) -> str:
+    """`path` if it is a folder, else :class:`DatasetError` ("<path>: <what> not found")."""
+    if not os.path.isdir(path):
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def require_file(path: str, what: str) -> str:
+    """`path` if it is a file, else :class:`DatasetError`."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def read_json(path: str, what: str) -> Any:
+    """Load a json file, or raise :class:`DatasetError` naming it."""
+    require_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read {what} ({e})") from None
+
+
+def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
+    """Write json atomically with sorted keys (the original's ``json.dump(..., indent=4, sort_keys=True)``)."""
+    atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
+
+
+def read_image_checked(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """cv2 read that raises :class:`DatasetError` naming the file when it is missing or does not decode."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: image not found")
+    image = cv2.imread(path, flags)
+    if image is None:
+        raise DatasetError(f"{path}: cannot decode image")
+    return image
+
+
+def run_cli(main: Callable[[Any], None], args: Any) -> int:
+    """Run a preparation step's `main(args)`; a :class:`DatasetError` becomes one line on stderr and exit code 1."""
+    try:
+        main(args)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (finished crops are kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def add_common_args(parser: Any, data_dir: str, workers: int = 0) -> None:
+    """--data-dir and --num-workers (and --no-progress) for a preparation script."""
+    parser.add_argument("--data-dir", default=data_dir,
+                        help=f"folder of the raw dataset; outputs are written there too (default {data_dir})")
+    parser.add_argument("--num-workers", type=int, default=workers if workers else os.cpu_count() or 1,
+                        help="worker processes (default: all cores; 0 or 1 = this process)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,0 +1,321 @@
+"""The SiamMask training set: template/search pairs from crop511 sub-datasets with anchor and mask labels.
+
+Ports `DataSets.__getitem__` of the original `datasets/siam_mask_dataset.py`:
+
+* grey with probability `gray` (both branches), negative pair with probability `neg`;
+* negative pair: the template is a random target of the picked video, the search a random target of a random
+  video of a uniformly chosen sub-dataset (of the same sub-dataset with probability `inner_neg`);
+* positive pair: see :meth:`SubDataset.positive_pair`;
+* the target box in a crop511 image is the annotated size scaled to the 127-pixel context, centred;
+* template and search are augmented (:mod:`datasets.augmentation`), anchor targets computed
+  (:mod:`datasets.anchor_target`); the search mask is read only for positive pairs of mask datasets and becomes the
+  ±1 label ``(mask > 0.5) * 2 - 1``; `label_mask_weight` is 1 at cells with a positive anchor for those pairs, else 0.
+
+What changed (reference.md G.1.15, G.2.11, users.md item 6):
+
+* every sample's randomness comes from ``np.random.default_rng([seed, epoch, index])``: the same sample for any
+  worker count, rank split or resume; the pick of the video is computed lazily (:mod:`datasets.sampling`) instead of
+  a ``num * epochs`` pick list in every process;
+* a missing crop, a corrupt image or a malformed json raises :class:`DatasetError` naming the file; with `skip_bad`
+  the sample is replaced by another deterministic one, a warning is logged and :attr:`bad_count` counts it;
+* the epoch and the bad-sample counters live in a small shared-memory tensor (one counter slot per process, so no
+  lock is needed and it works with fork and spawn workers): :meth:`set_epoch` reaches persistent workers and the
+  training loop reads the count of all workers;
+* speed: on first use in a process (main or DataLoader worker) the dataset, on Linux/glibc, raises malloc's mmap
+  and trim thresholds (8 MB / 64 MB) so that the few large per-sample buffers (decoded 511 images, float crops) are
+  recycled instead of being mapped and page-faulted afresh for every sample, which cost about as much as decoding
+  the JPEGs (`tune_malloc=False` turns it off).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+import torch.utils.data
+
+from datasets.anchor_target import AnchorTarget
+from datasets.augmentation import Augmentation
+from datasets.crop import target_box_in_crop
+from datasets.errors import DatasetError
+from datasets.sampling import PickSchedule
+from datasets.sub_dataset import ImageAnno, SubDataset
+from utils.config import AnchorsConfig, Config, DatasetsConfig
+
+MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
+COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """The cheap part of a sample: what pair it is, before any image is read."""
+
+    dataset: int  # index of the template's sub-dataset
+    video: int  # the picked video of that sub-dataset
+    negative: bool
+    gray: bool
+    template: ImageAnno
+    search: ImageAnno
+    search_dataset: int  # sub-dataset of the search image (differs from `dataset` only for negative pairs)
+
+
+def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Read and decode an image, failing loudly.
+
+    Raises:
+        DatasetError: the file is missing or empty, is a truncated JPEG (no end-of-image marker) or does not
+            decode.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image listed in the annotation json is missing") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read image ({e.strerror})") from None
+    if data.size == 0:
+        raise DatasetError(f"{path}: empty image file")
+    if data.size >= 2 and data[:2].tobytes() == _JPEG_SOI and _JPEG_EOI not in data[-32:].tobytes():
+        raise DatasetError(f"{path}: corrupt JPEG (truncated: no end-of-image marker)")
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise DatasetError(f"{path}: corrupt image (cannot be decoded)")
+    return image
+
+
+class SiamMaskDataset(torch.utils.data.Dataset):
+    """Training pairs with labels; one item is the dict of the training-batch table of docs/ARCHITECTURE.md.
+
+    Args:
+        cfg: the `train_datasets` (or `val_datasets`) block.
+        data_root: folder relative dataset paths are resolved against.
+        anchors_cfg: the config's `anchors` block.
+        seed: the run's seed (>= 0); with the epoch and index it decides every sample.
+        skip_bad: replace unreadable samples instead of raising (default: cfg.skip_bad).
+        logger: where to log (default: logger 'global').
+        tune_malloc: on first use in a process, tune glibc malloc for large per-sample buffers (see module doc).
+    """
+
+    def __init__(self, cfg: DatasetsConfig, data_root: str, anchors_cfg: AnchorsConfig, seed: int = 0,
+                 skip_bad: Optional[bool] = None, logger: Optional[logging.Logger] = None,
+                 tune_malloc: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tune_malloc = tune_malloc
+        self.logger = logger or logging.getLogger("global")
+        self.seed = int(seed)
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.skip_bad = cfg.skip_bad if skip_bad is None else bool(skip_bad)
+        expected = (cfg.search_size - cfg.template_size) // anchors_cfg.stride + 1 + cfg.base_size
+        if cfg.size != expected:
+            raise DatasetError(f"dataset config: size {cfg.size} != (search_size - template_size) / stride + 1 + "
+                               f"base_size = {expected}")
+        if not cfg.datasets:
+            raise DatasetError("dataset config: 'datasets' is empty")
+        self.subsets: list[SubDataset] = []
+        start = 0
+        for name, sub_cfg in cfg.datasets.items():
+            subset = SubDataset(name, sub_cfg, data_root, skip_bad=self.skip_bad, logger=self.logger)
+            subset.log(start)
+            start += subset.num
+            self.subsets.append(subset)
+        self.schedule = PickSchedule(tuple(s.num for s in self.subsets), tuple(s.num_use for s in self.subsets),
+                                     self.seed)
+        self.num = cfg.num if cfg.num > 0 else self.schedule.round_length
+        aug = cfg.augmentation
+        self.template_aug = Augmentation(aug.template, cfg.template_size)
+        self.search_aug = Augmentation(aug.search, cfg.search_size)
+        self.anchor_target = AnchorTarget(cfg.anchor_target, anchors_cfg, cfg.search_size, cfg.size)
+        # [0] = epoch, [1:] = bad-sample counts per process; shared with DataLoader workers (fork or spawn)
+        self._shared = torch.zeros(1 + COUNTER_SLOTS, dtype=torch.int64).share_memory_()
+        self._setup_pid = -1  # process that ran _process_setup (DataLoader workers are new processes)
+        self.logger.info("dataset informations: \n%s", json.dumps({
+            "template": cfg.template_size, "search": cfg.search_size, "size": cfg.size, "gray": aug.gray,
+            "neg": aug.neg, "inner_neg": aug.inner_neg, "anchor_target": dataclasses.asdict(cfg.anchor_target),
+            "num": self.num, "seed": self.seed, "skip_bad": self.skip_bad}, indent=4))
+
+    # ------------------------------------------------------------------ epoch and counters
+    def __len__(self) -> int:
+        return self.num
+
+    @property
+    def epoch(self) -> int:
+        return int(self._shared[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose samples the indices address (shared with DataLoader workers)."""
+        self._shared[0] = int(epoch)
+
+    @property
+    def bad_count(self) -> int:
+        """Bad reads (each replaced by another sample) since the last :meth:`reset_bad_count`, counted over this
+        process and its DataLoader workers (each rank counts its own)."""
+        return int(self._shared[1:].sum())
+
+    def reset_bad_count(self) -> int:
+        """Zero the counters and return the old total (call at epoch end, when no worker is busy, to report)."""
+        old = self.bad_count
+        self._shared[1:] = 0
+        return old
+
+    # ------------------------------------------------------------------ sampling
+    def plan(self, index: int, epoch: Optional[int] = None) -> SamplePlan:
+        """The pair sample (epoch, index) uses, without reading images (cheap; same draws as :meth:`sample`)."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = self._rng(epoch, index)
+        return self._plan(epoch, index, rng)
+
+    def _rng(self, epoch: int, index: int) -> np.random.Generator:
+        if not 0 <= index < self.num:
+            raise IndexError(f"sample index {index} out of range({self.num})")
+        return np.random.default_rng([self.seed, epoch, index])
+
+    def _plan(self, epoch: int, index: int, rng: np.random.Generator) -> SamplePlan:
+        k, video = self.schedule.pick(epoch * self.num + index)
+        subset = self.subsets[k]
+        aug = self.cfg.augmentation
+        gray = bool(aug.gray and aug.gray > rng.random())
+        negative = bool(aug.neg and aug.neg > rng.random())
+        search_k = k
+        if negative:
+            template = subset.random_target(video, rng)
+            if aug.inner_neg and aug.inner_neg > rng.random():
+                search = subset.random_target(-1, rng)
+            else:
+                search_k = int(rng.integers(len(self.subsets)))
+                search = self.subsets[search_k].random_target(-1, rng)
+        else:
+            template, search = subset.positive_pair(video, rng)
+        return SamplePlan(k, video, negative, gray, template, search, search_k)
+
+    def sample(self, index: int, epoch: Optional[int] = None, with_template_box: bool = False) -> dict[str, np.ndarray]:
+        """Sample (epoch, index) without skip_bad handling (raises :class:`DatasetError` on bad input).
+
+        `with_template_box` adds "template_bbox" (4,) float32, the target in the template (for visualisation).
+        """
+        epoch = self.epoch if epoch is None else epoch
+        rng = self._rng(epoch, index)
+        plan = self._plan(epoch, index, rng)
+        cfg = self.cfg
+        template_image = read_image(plan.template.image_path)
+        search_image = read_image(plan.search.image_path)
+        with_mask = self.subsets[plan.dataset].has_mask and not plan.negative
+        mask = None
+        if with_mask:
+            mask = cv2.compare(read_image(plan.search.mask_path, cv2.IMREAD_GRAYSCALE), 0, cv2.CMP_GT)
+        template_box = target_box_in_crop(plan.template.size_wh, template_image.shape, cfg.template_size)
+        search_box = target_box_in_crop(plan.search.size_wh, search_image.shape, cfg.template_size)
+        template = self.template_aug(template_image, template_box, rng, gray=plan.gray)
+        search = self.search_aug(search_image, search_box, rng, gray=plan.gray, mask=mask)
+        targets = self.anchor_target(search.box, plan.negative, rng)
+        size = cfg.size
+        if search.mask is not None:
+            label_mask = np.where(search.mask > 127, np.float32(1), np.float32(-1))[None]
+            mask_weight = (targets.label_cls.max(axis=0) == 1).astype(np.float32)[None]
+        else:
+            label_mask = np.full((1, cfg.search_size, cfg.search_size), -1, dtype=np.float32)
+            mask_weight = np.zeros((1, size, size), dtype=np.float32)
+        out = {
+            "template": template.image,
+            "search": search.image,
+            "label_cls": targets.label_cls,
+            "label_loc": targets.label_loc,
+            "label_loc_weight": targets.label_loc_weight,
+            "label_mask": label_mask,
+            "label_mask_weight": mask_weight,
+            "bbox": search.box.astype(np.float32),
+        }
+        if with_template_box:
+            out["template_bbox"] = template.box.astype(np.float32)
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if self._setup_pid != os.getpid():
+            self._process_setup()
+        epoch = self.epoch
+        try:
+            return self.sample(index, epoch)
+        except DatasetError as first:
+            if not self.skip_bad:
+                raise
+            error: DatasetError = first
+        for attempt in range(1, MAX_REPLACEMENTS + 1):
+            self._count_bad(error, index, epoch)
+            replacement = int(np.random.default_rng([self.seed, epoch, index, attempt]).integers(self.num))
+            try:
+                return self.sample(replacement, epoch)
+            except DatasetError as e:
+                error = e
+        self._count_bad(error, index, epoch)
+        raise DatasetError(f"sample {index} of epoch {epoch}: no readable replacement in {MAX_REPLACEMENTS} tries "
+                           f"(last: {error})")
+
+    def _count_bad(self, error: DatasetError, index: int, epoch: int) -> None:
+        worker = torch.utils.data.get_worker_info()
+        slot = 1 if worker is None else 2 + worker.id % (COUNTER_SLOTS - 1)
+        self._shared[slot] += 1
+        self.logger.warning("skipping bad sample %d of epoch %d: %s", index, epoch, error)
+
+    def _process_setup(self) -> None:
+        """Once per process (DataLoader workers are new processes): the malloc tuning of the module docstring.
+
+        OpenCV's thread count is deliberately not changed here: `cv2.setNumThreads` in a forked worker whose parent
+        already used OpenCV's thread pool deadlocks (OpenCV 5.0). A training script that wants single-threaded
+        OpenCV in its workers calls ``cv2.setNumThreads(1)`` in the main process before starting them.
+        """
+        self._setup_pid = os.getpid()
+        cv2.ocl.setUseOpenCL(False)
+        if self.tune_malloc:
+            tune_malloc()
+
+
+def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -> bool:
+    """Keep glibc from mmapping (and page-faulting) every buffer above 128 KB afresh: serve allocations below
+    `mmap_threshold` from the heap and keep up to `trim_threshold` of freed heap. Returns False where unsupported
+    (not Linux, not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))
+
+
+def build_train_dataset(cfg: Union[Config, DatasetsConfig], data_root: str = "data",
+                        anchors_cfg: Optional[AnchorsConfig] = None, seed: int = 0, skip_bad: Optional[bool] = None,
+                        logger: Optional[logging.Logger] = None) -> SiamMaskDataset:
+    """The training set of an experiment.
+
+    Args:
+        cfg: a whole :class:`Config` (uses `train_datasets` and `anchors`) or a :class:`DatasetsConfig`.
+        data_root: folder relative dataset paths are resolved against (`--data-root`).
+        anchors_cfg: anchors; default: the Config's, or the original defaults for a bare DatasetsConfig.
+        seed: the run's seed.
+        skip_bad: replace unreadable samples (with a warning and a count) instead of raising; default from config.
+        logger: where to log.
+
+    Raises:
+        DatasetError: the config has no train_datasets, or a sub-dataset is missing or malformed.
+    """
+    if isinstance(cfg, Config):
+        if cfg.train_datasets is None:
+            raise DatasetError(f"{cfg.source}: the config has no 'train_datasets' block")
+        anchors_cfg = anchors_cfg or cfg.anchors
+        cfg = cfg.train_datasets
+    return SiamMaskDataset(cfg, os.fspath(data_root), anchors_cfg or AnchorsConfig(), seed=seed, skip_bad=skip_bad,
+                           logger=logger)
