@@ -59,4 +59,6 @@ def build_model(config: str | os.PathLike | dict | Config) -> SiamMaskBase:
     """
     parsed = load_config(config)
     name = resolve_arch(parsed.network.arch, parsed.hp.out_size)
-    return MODELS[name](anchor_num=parsed.anchors.anchor_num)
+    model = MODELS[name](anchor_num=parsed.anchors.anchor_num)
+    model.anchors = parsed.anchors  # the anchor layout the heads were built for (the tracker decodes with it)
+    return model

@@ -74,7 +74,13 @@ class DepthCorr(nn.Module):
         Returns:
             (B, hidden, W - 6, W - 6): 25x25 for a 255 crop, 3x3 for 143.
         """
-        kernel = self.conv_kernel(kernel)
+        if self.training or kernel.size(0) == 1:
+            kernel = self.conv_kernel(kernel)
+        else:
+            # Tracking several targets at once: the template conv per target, because oneDNN picks another conv
+            # algorithm for B > 1 on a 7x7 input and the results would differ (by rounding) from tracking each alone.
+            conv, bn, relu = self.conv_kernel
+            kernel = relu(bn(torch.cat([conv(k) for k in kernel.split(1)])))
         return depthwise_xcorr(self.conv_search(search), kernel)
 
     def forward(self, kernel: Tensor, search: Tensor) -> Tensor:
