@@ -32,11 +32,11 @@ from datasets.prep.common import parallel_map, read_json, write_json
 from datasets.prep.vot import VOT_TAGS, create_vot_json
 from utils.io import atomic_path, atomic_write_text
 
-BUILTIN_VERSION = 1
+BUILTIN_VERSION = 2
 SIZES = {
     # ytb videos x frames, det images, vot videos x frames
-    "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 40},
-    "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 80},
+    "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 110},
+    "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 160},
 }
 FRAME_SIZE = (320, 240)
 _GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "builtin.json", "builtin.partial.json")

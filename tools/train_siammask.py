@@ -1,0 +1,257 @@
+"""Train SiamMask: the base model (RPN + mask head); `get_args_parser(stage="refine")` gives the sharp refine stage.
+
+Ports `tools/train_siammask.py` of the original SiamMask and the Ascend port's additions (``--P``, ``--num-steps``,
+``--seed``, DDP). ``tools/train_siammask_refine.py`` is this script with the refine stage's defaults.
+
+The loop is explicit (epoch -> iterations) instead of the original's one pass over an ``epochs x num`` dataset:
+
+* each epoch: the model's stage for that epoch (ResNet layer2/3 unfreeze at half the epochs, or the refine stage),
+  an optimizer rebuild when the stage changed (momentum lost, as the original), ``lr_scheduler.step(epoch)``, a loader
+  for the epoch (DistributedSampler ``set_epoch`` every epoch), the iterations, then ``checkpoint_e{N}.pth``;
+* checkpoints are plain data written atomically, including the last epoch's (the original never wrote it) and a
+  ``checkpoint_step{N}.pth`` when ``--num-steps`` stops a run early; ``checkpoint_latest.pth`` is always the newest;
+* ``--resume`` restores model, optimizer, lr schedule, loss scaler, epoch and iteration, and the data order continues
+  where it stopped (the dataset is deterministic per seed, epoch and index);
+* the optimizer step is skipped when the loss is not finite or above 1e4 (the original's rule), but every skipped step
+  is logged with its loss terms and counted; 20 consecutive skips stop the run with an error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Iterable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from datasets import DatasetError, build_train_dataset
+from models import build_model, compute_losses
+from utils.checkpoint import CheckpointError, load_pretrained
+from utils.config import Config, ConfigError, load_config
+from utils.engine import (
+    LOSS_METERS,
+    MAX_CONSECUTIVE_SKIPS,
+    EpochPlan,
+    EpochStats,
+    OptimizerSettings,
+    ProgressLogger,
+    TrainingError,
+    build_train_loader,
+    checkpoint_state,
+    clip_gradients,
+    is_valid_loss,
+    load_resume_checkpoint,
+    reduce_mean,
+    save_checkpoint,
+    start_epoch,
+    steps_per_epoch,
+)
+from utils.log_helper import init_log, log_environment
+from utils.lr_scheduler import lr_spaces
+from utils.runtime import Runtime, RuntimeSetupError, cleanup, init_runtime, main_process_first, seed_everything, unwrap
+
+STAGES = {"base": ("experiments/siammask_base/config.json", "siammask_base"),
+          "refine": ("experiments/siammask_sharp/config.json", "siammask_sharp")}
+DEFAULT_BACKBONE = "models/resnet.model"  # where the Ascend port expected the ImageNet backbone
+ERRORS = (ConfigError, CheckpointError, DatasetError, RuntimeSetupError, TrainingError)
+
+
+def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.ArgumentParser:
+    """Command-line flags of the original (+ Ascend's); `stage` picks the base or refine-stage defaults."""
+    refine = stage == "refine"
+    parser = argparse.ArgumentParser(description=f"SiamMask training ({stage} stage)", add_help=add_help)
+    parser.set_defaults(stage=stage)
+    parser.add_argument("--config", default=STAGES[stage][0], help="experiment config.json (default: %(default)s)")
+    parser.add_argument("-j", "--workers", default=16, type=int, help="DataLoader workers per process (default 16)")
+    parser.add_argument("--epochs", default=20, type=int, help="epochs (20: every recipe of the original)")
+    parser.add_argument("--start-epoch", default=0, type=int, help="first epoch of a fresh run (--resume overrides)")
+    parser.add_argument("-b", "--batch", default=64, type=int, help="batch per process (default 64)")
+    parser.add_argument("--lr", "--learning-rate", default=0.001, type=float,
+                        help="SGD default lr; unused in practice: every param group takes its lr from the config")
+    parser.add_argument("--momentum", default=0.9, type=float, help="SGD momentum")
+    parser.add_argument("--weight-decay", "--wd", default=1e-4, type=float, help="weight decay (all parameters)")
+    parser.add_argument("--clip", default=10.0, type=float, help="gradient-norm clip when the config sets none")
+    parser.add_argument("-p", "--print-freq", default=10, type=int, help="log every N iterations")
+    parser.add_argument("--resume", default="", help="training checkpoint to continue (model, optimizer, lr, epoch)")
+    parser.add_argument("--pretrained", default="", help="weights to start from: a base checkpoint for the refine "
+                        "stage, or any SiamMask/pysot weights file (loaded strictly)")
+    parser.add_argument("--backbone", default="" if refine else DEFAULT_BACKBONE,
+                        help="ImageNet ResNet-50 weights (resnet.model) for the backbone; '' = none "
+                        "(default: %(default)r, skipped with a warning when absent)")
+    parser.add_argument("-l", "--log", default="log.txt", help="log file ('' = console only)")
+    parser.add_argument("-s", "--save_dir", "--save-dir", default="snapshot", help="checkpoint folder")
+    parser.add_argument("--log-dir", default="board", help="tensorboard folder ('' = no tensorboard)")
+    parser.add_argument("--P", default=1, type=int, help="multiply the config's learning rates by P (the Ascend "
+                        "port's linear scaling; its 8-device scripts pass 8)")
+    parser.add_argument("--num-steps", default=-1, type=int, help="stop after N iterations (perf runs; -1 = all)")
+    parser.add_argument("--seed", default=12345, type=int, help="seed of weights init, data order and augmentation")
+    parser.add_argument("--data-root", default="data", help="root of the config's relative dataset paths")
+    parser.add_argument("--device", default="auto", choices=("auto", "npu", "cuda", "cpu"), help="compute device")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (fp16 NPU/CUDA, bf16 CPU) + GradScaler")
+    parser.add_argument("--loss-scale", default=None, type=float, help="static fp16 loss scale (Ascend: 128)")
+    parser.add_argument("--skip-bad", action="store_true", help="replace unreadable samples (counted) instead of "
+                        "failing")
+    return parser
+
+
+def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    loader: Iterable[dict[str, torch.Tensor]], runtime: Runtime, progress: ProgressLogger,
+                    cfg: Config, args: argparse.Namespace, plan: EpochPlan) -> EpochStats:
+    """The iterations of `plan`: forward, named losses, backward, clip, SGD step (skipped, loudly, on a bad loss)."""
+    model.train()
+    keys = list(LOSS_METERS)
+    skipped = consecutive = iterations = 0
+    t0 = time.perf_counter()
+    for batch in progress.log_every(loader, plan):
+        batch = {k: v.to(runtime.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        with runtime.autocast():
+            out = model(batch)
+        losses = compute_losses(out, batch, cfg.loss.weight)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["total"]).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = clip_gradients(model, cfg.clip, args.clip)
+        bad = 0.0 if is_valid_loss(float(losses["total"].detach())) else 1.0
+        values = torch.stack([losses[k].detach().float().reshape(()) for k in keys]
+                             + [torch.tensor(bad, device=losses["total"].device)])
+        values = reduce_mean(values, runtime).tolist()
+        if values[-1] > 0:  # any process saw an invalid loss: all skip, so the replicas stay equal
+            skipped, consecutive = skipped + 1, consecutive + 1
+            terms = ", ".join(f"{k}={v:.6g}" for k, v in zip(keys, values[:-1], strict=True))
+            if runtime.is_main:
+                progress.logger.warning(f"step {progress.step + 1} (epoch {plan.epoch + 1}, iteration "
+                                        f"{plan.start + iterations + 1}): loss not finite or > 1e4 ({terms}); "
+                                        f"optimizer step skipped ({skipped} this epoch)")
+            if consecutive >= MAX_CONSECUTIVE_SKIPS:
+                raise TrainingError(f"{consecutive} consecutive steps with an invalid loss ({terms}); stopping")
+        else:
+            scaler.step(optimizer)
+            consecutive = 0
+        scaler.update()
+        iterations += 1
+        named = {LOSS_METERS[k]: v for k, v in zip(keys, values[:-1], strict=True)}
+        progress.meters.update(grad_norm=grad_norm, **named)
+    return progress.epoch_stats(iterations, skipped, time.perf_counter() - t0)
+
+
+def load_weights(model: torch.nn.Module, args: argparse.Namespace, logger: logging.Logger) -> None:
+    """ImageNet backbone (base stage) and/or --pretrained weights; says plainly when training starts without them."""
+    if args.backbone and (os.path.isfile(args.backbone) or args.backbone != DEFAULT_BACKBONE):
+        report = load_pretrained(model, args.backbone)
+        logger.info(f"ImageNet backbone: {report.loaded} tensors from {args.backbone}")
+    elif args.stage == "base" and not args.pretrained:
+        why = f"{args.backbone} not found" if args.backbone else "--backbone ''"
+        logger.warning(f"training WITHOUT ImageNet weights: the backbone is randomly initialised ({why}); pass "
+                       f"--backbone path/to/resnet.model to use them")
+    if args.pretrained:
+        report = load_pretrained(model, args.pretrained, allow_missing_refine=args.stage == "refine")
+        logger.info(f"pretrained: {report.loaded} tensors from {args.pretrained} ({report.kind}"
+                    f"{'; ' + '; '.join(report.tolerated) if report.tolerated else ''})")
+    elif args.stage == "refine":
+        logger.warning("refine stage WITHOUT a trained base model (--pretrained not given): random weights")
+
+
+def main(args: argparse.Namespace) -> None:
+    """Train for ``args.epochs`` epochs (or ``args.num_steps`` iterations), checkpointing every epoch."""
+    runtime = init_runtime(args.device, args.amp, args.loss_scale)
+    logger = init_log("global", runtime.rank, args.log or None)
+    try:
+        log_environment(logger, runtime)
+        logger.info(f"args: {json.dumps(vars(args))}")
+        seed_everything(args.seed)
+        cfg = load_config(args.config)
+        cfg = cfg.scale_lr(args.P) if args.P != 1 else cfg
+        try:
+            logger.info("lr per epoch: " + ", ".join(f"{v:.6g}" for v in lr_spaces(cfg.lr, args.epochs).values))
+        except ValueError as e:
+            raise TrainingError(f"{args.config}: the lr schedule does not fit --epochs {args.epochs}: {e}") from None
+        logger.info(f"config {args.config}\n{json.dumps(cfg.to_dict(), indent=2)}")
+        model = build_model(cfg)
+        if model.arch != STAGES[args.stage][1]:
+            other = "train_siammask_refine.py" if model.arch == "siammask_sharp" else "train_siammask.py"
+            raise TrainingError(f"{args.config} builds {model.arch}; the {args.stage} stage trains "
+                                f"{STAGES[args.stage][1]} (use tools/{other})")
+        load_weights(model, args, logger)
+        model.to(runtime.device)
+        settings = OptimizerSettings(args.lr, args.momentum, args.weight_decay)
+        scaler = runtime.make_scaler()
+        first_epoch, iteration, optimizer, scheduler = args.start_epoch, 0, None, None
+        if args.resume:
+            state = load_resume_checkpoint(args.resume, model.arch)
+            model.load_state_dict(state["state_dict"])
+            first_epoch, iteration = state["epoch"], state["iteration"]
+            if iteration and state["global_batch"] != args.batch * runtime.world_size:
+                raise TrainingError(f"{args.resume} stopped inside an epoch with batch x processes = "
+                                    f"{state['global_batch']}; resume it with the same (now "
+                                    f"{args.batch * runtime.world_size}) or from an epoch checkpoint")
+            # the saved optimizer holds the param groups of the epoch it was written in
+            optimizer, scheduler, _ = start_epoch(model, max(first_epoch - (iteration == 0), 0), args.epochs, cfg,
+                                                  settings)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["lr_scheduler"])
+            if state["scaler"] and scaler.is_enabled():
+                scaler.load_state_dict(state["scaler"])
+            logger.info(f"resumed {args.resume}: epoch {first_epoch}, iteration {iteration}, step {state['step']}")
+        with main_process_first(runtime):
+            dataset = build_train_dataset(cfg, args.data_root, seed=args.seed, skip_bad=args.skip_bad or None,
+                                          logger=logger)
+        n_epoch = steps_per_epoch(len(dataset), args.batch, runtime.world_size)
+        if n_epoch == 0:
+            raise TrainingError(f"{len(dataset)} samples per epoch give no full batch of {args.batch} x "
+                                f"{runtime.world_size} process(es)")
+        done = first_epoch * n_epoch + iteration
+        total = args.epochs * n_epoch if args.num_steps < 0 else min(args.epochs * n_epoch, done + args.num_steps)
+        logger.info(f"{len(dataset)} samples/epoch, {n_epoch} iterations/epoch of {args.batch} x "
+                    f"{runtime.world_size} process(es); epochs {first_epoch + 1}..{args.epochs}, "
+                    f"{total - done} iterations")
+        tb_writer = None
+        if runtime.is_main and args.log_dir:
+            from tensorboardX import SummaryWriter
+
+            tb_writer = SummaryWriter(args.log_dir)
+        progress = ProgressLogger(logger, runtime, args.batch, args.print_freq, total, done, tb_writer)
+        net, ddp, trainable = unwrap(model), model, None
+        for epoch in range(first_epoch, args.epochs):
+            if progress.step >= total:
+                break
+            start = iteration if progress.step == done else 0
+            optimizer, scheduler, rebuilt = start_epoch(net, epoch, args.epochs, cfg, settings, optimizer, scheduler,
+                                                        keep_optimizer=start > 0)
+            logger.info(f"epoch {epoch + 1}: {'new optimizer, ' if rebuilt else ''}lr " + ", ".join(
+                f"{g['name']} {g['lr']:.6g}" for g in optimizer.param_groups))
+            flags = tuple(p.requires_grad for p in net.parameters())
+            if runtime.distributed and flags != trainable:  # DDP registers the trainable parameters at wrap time
+                ddp = DistributedDataParallel(net, device_ids=[runtime.local_rank] if runtime.device.type != "cpu"
+                                              else None)
+            trainable = flags
+            loader = build_train_loader(dataset, args.batch, args.workers, runtime, epoch, args.seed, start)
+            plan = EpochPlan(epoch, n_epoch, scheduler.get_cur_lr(), start, total - progress.step)
+            stats = train_one_epoch(ddp, optimizer, scaler, loader, runtime, progress, cfg, args, plan)
+            progress.log_epoch(epoch, stats, optimizer)
+            if dataset.bad_count:
+                logger.warning(f"{dataset.bad_count} unreadable samples replaced so far (skip_bad)")
+            finished = start + stats.iterations >= n_epoch
+            if runtime.is_main:
+                state = checkpoint_state(net, optimizer, scheduler, scaler, cfg, epoch + finished,
+                                         0 if finished else start + stats.iterations, progress.step, args.seed,
+                                         args.batch * runtime.world_size)
+                name = f"checkpoint_e{epoch + 1}.pth" if finished else f"checkpoint_step{progress.step}.pth"
+                logger.info(f"saved {save_checkpoint(state, args.save_dir, name)}")
+            if not finished:
+                break
+        if tb_writer is not None:
+            tb_writer.close()
+        logger.info(f"training done: {progress.step} iterations in total")
+    finally:
+        cleanup(runtime)
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except ERRORS as e:
+        sys.exit(f"error: {e}")
