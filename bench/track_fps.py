@@ -24,13 +24,12 @@ Modes:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np

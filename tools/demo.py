@@ -27,7 +27,7 @@ from typing import Any, Iterator, Optional
 import cv2
 import numpy as np
 
-from tools.test import ToolError, build_tracker, one_line, write_png
+from tools.test import ToolError, build_tracker, one_line, run_tool, write_png
 from tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD, TargetState
 from utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from utils.io import atomic_write_json
@@ -289,15 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 ok, 2 user error)."""
-    try:
-        run(args)
-    except ToolError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_tool(run, args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,20 @@ class ToolError(Exception):
     """A user-facing error of a tool: printed as one line on stderr, exit status 2."""
 
 
+def run_tool(work: Callable[[argparse.Namespace], object], args: argparse.Namespace,
+             interrupted: str = "interrupted") -> int:
+    """Run a tool's `work(args)`; a ToolError becomes one `error:` line and exit status 2, Ctrl-C status 130."""
+    try:
+        work(args)
+    except ToolError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Test SiamMask on a VOT dataset (reset protocol)", add_help=add_help)
     parser.add_argument("--config", required=True, help="experiment config.json (hp + anchors), e.g. "
@@ -262,15 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run `tools/test.py`; returns the exit status (0 ok, 2 user error)."""
-    try:
-        run(args)
-    except ToolError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_tool(run, args)
 
 
 if __name__ == "__main__":

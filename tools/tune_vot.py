@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.test import VOT_DATASETS, ToolError, build_tracker, load_dataset, one_line
+from tools.test import VOT_DATASETS, ToolError, build_tracker, load_dataset, one_line, run_tool
 from tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
 from tracker.vot import read_image
 from utils.runtime import DEVICE_CHOICES
@@ -273,15 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the grid search; returns the exit status (0 ok, 2 user error)."""
-    try:
-        run(args)
-    except ToolError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted (finished combinations are kept; run again to resume)", file=sys.stderr)
-        return 130
-    return 0
+    return run_tool(run, args, interrupted="interrupted (finished combinations are kept; run again to resume)")
 
 
 if __name__ == "__main__":
