@@ -148,8 +148,21 @@ def resume_runs(builtin_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.mark.slow
-def test_same_seed_gives_the_same_losses(resume_runs: dict[str, Any]) -> None:
-    """Two runs with one seed log identical losses (the first 3 iterations; the runs are kept short for CPU time)."""
+def test_same_seed_gives_the_same_first_20_losses(builtin_root: Path, tmp_path: Path) -> None:
+    """Two runs with one seed log identical first 20 losses; another seed gives other losses."""
+    config = tiny_config(tmp_path, num=40)
+    runs = {}
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        folder = tmp_path / name
+        folder.mkdir()
+        runs[name] = train(folder, config, builtin_root, "-b", "2", "--seed", seed, "--num-steps", "20")
+    assert len(runs["a"]) == 20 and runs["a"] == runs["b"]
+    assert runs["c"] != runs["a"]
+
+
+@pytest.mark.slow
+def test_stopped_run_logs_the_same_first_losses(resume_runs: dict[str, Any]) -> None:
+    """A run stopped after 3 iterations logged exactly the first 3 losses of the uninterrupted run."""
     assert len(resume_runs["full"]) == 4 and resume_runs["first3"] == resume_runs["full"][:3]
 
 
