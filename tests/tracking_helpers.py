@@ -18,7 +18,7 @@ class StubNet:
     peak (anchor, row, col), loc (dx, dy, dw, dh) at the peak and 0 elsewhere. With `peak_from_template`, the peak
     column of sample b is shifted by round(mean(zf[b])) % 3, so targets with different templates get different
     (but per-sample, batch-invariant) outputs. `refine` returns +10 logits inside rows/cols [lo, hi) of the
-    127x127 window and -10 outside; `mask` (the base head) is the same pattern on 63x63 at every position.
+    127x127 window and -10 outside; `mask` / `mask_at` (the base head) is the same pattern on 63x63 at every position.
     Calls are recorded in `calls`.
     """
 
@@ -59,11 +59,18 @@ class StubNet:
         out = {"cls": cls, "loc": loc, "corr_feature": torch.zeros(batch, 1, s, s),
                "features": (x[:, :, :4, :4],)}
         if mask_head:
-            m = torch.full((63, 63), -10.0)
-            lo, hi = self.square[0] // 2, self.square[1] // 2
-            m[lo:hi, lo:hi] = 10.0
-            out["mask"] = m.reshape(3969, 1, 1).expand(batch, 3969, s, s).clone()
+            out["mask"] = self._mask63().reshape(3969, 1, 1).expand(batch, 3969, s, s).clone()
         return out
+
+    def _mask63(self) -> torch.Tensor:
+        m = torch.full((63, 63), -10.0)
+        lo, hi = self.square[0] // 2, self.square[1] // 2
+        m[lo:hi, lo:hi] = 10.0
+        return m
+
+    def mask_at(self, out: dict, pos: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("mask_at", tuple(out["cls"].shape), None))
+        return self._mask63().reshape(1, -1).expand(out["cls"].shape[0], -1).clone()
 
     def refine(self, out: dict, pos: tuple[int, int]) -> torch.Tensor:
         self.calls.append(("refine", tuple(out["cls"].shape), None))

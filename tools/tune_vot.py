@@ -39,28 +39,21 @@ from utils.runtime import DEVICE_CHOICES
 LOCK_SUFFIX = ".lock"
 
 
-def parse_range(text: str) -> np.ndarray:
-    """'start,stop,step' -> np.arange(start, stop, step) of floats (the original's `parse_range`)."""
+def parse_range(text: str, kind: type = float) -> np.ndarray:
+    """'start,stop,step' -> np.arange(start, stop, step) of `kind` (the original's `parse_range` / `parse_range_int`)."""
     try:
-        values = [float(v) for v in text.split(",")]
+        values = [kind(v) for v in text.split(",")]
         grid = np.arange(*values)
     except (ValueError, TypeError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not start,stop,step") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind.__name__} start,stop,step") from None
     if len(values) not in (1, 2, 3) or grid.size == 0:
         raise argparse.ArgumentTypeError(f"{text!r} gives an empty range")
     return grid
 
 
 def parse_range_int(text: str) -> np.ndarray:
-    """'start,stop,step' -> np.arange of ints (the original's `parse_range_int`)."""
-    try:
-        values = [int(v) for v in text.split(",")]
-        grid = np.arange(*values)
-    except (ValueError, TypeError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not integer start,stop,step") from None
-    if len(values) not in (1, 2, 3) or grid.size == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} gives an empty range")
-    return grid
+    """'start,stop,step' -> np.arange of ints."""
+    return parse_range(text, int)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

@@ -321,13 +321,12 @@ class SiamMaskTracker:
         crops = [get_subwindow_tracking(frame, np.asarray(st.target_pos, np.float64), hp.instance_size,
                                         round(g["s_x"]), st.avg_chans) for st, g in zip(states, geoms)]
         x = self._to_input(crops_to_tensor(crops, self.device))
-        need_head = self.mask_enable and not self.refine_enable
         with self._inference():
             # The crops are channels_last-strided (HWC pixels seen as CHW, as the original's im_to_torch) and so
             # are the template features init() gets; a state restored by from_dict holds NCHW features, and CPU
             # convolutions round differently per layout, so every zf is made dense channels_last here.
             zf = torch.cat([st.zf.to(self.device) for st in states]).contiguous(memory_format=torch.channels_last)
-            out = self.model.track(zf, x, mask_head=need_head)
+            out = self.model.track(zf, x, mask_head=False)  # masks: refine or mask_at, one position
             cls, loc = out["cls"].float(), out["loc"].float()
             num = len(states)
             deltas = loc.reshape(num, 4, -1).cpu().numpy()
@@ -344,11 +343,11 @@ class SiamMaskTracker:
                         logits = self.model.refine(_sample_of(out, b, num), (p["row"], p["col"])).float()
                         side = math.isqrt(logits.shape[1])
                         masks.append(logits[0].sigmoid().view(side, side).cpu().numpy())
-                else:
-                    head = out["mask"]
+                else:  # the base mask head at the picked position of each target only
+                    pos = torch.tensor([[p["row"], p["col"]] for p in picks], device=self.device)
+                    head = self.model.mask_at(out, pos).float().sigmoid()
                     side = math.isqrt(head.shape[1])
-                    masks = [head[b, :, p["row"], p["col"]].float().sigmoid().view(side, side).cpu().numpy()
-                             for b, p in enumerate(picks)]
+                    masks = [m.view(side, side).cpu().numpy() for m in head]
         return [self._finish(st, g, p, m) for st, g, p, m in zip(states, geoms, picks, masks)]
 
     # ------------------------------------------------------------------ steps of siamese_track
