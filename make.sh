@@ -20,4 +20,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=test/python_env.sh
 source test/python_env.sh  # keeps $PYTHON if set, else the project venv (created on a fresh machine)
 "$PYTHON" setup.py build_ext --inplace
-"$PYTHON" -c "import utils.region as r; print('utils.region backend:', r.BACKEND)"
+"$PYTHON" -c "import siammask.utils.region as r; print('siammask.utils.region backend:', r.BACKEND)"

@@ -1,20 +1,30 @@
-"""Build script: installs the project's packages and builds the Cython region-overlap extension.
+"""Build script: installs the one import package `siammask` and builds the Cython region-overlap extension.
 
-`bash make.sh` runs `python setup.py build_ext --inplace`; `pip install -e .` installs the packages in editable
-mode so `python tools/<name>.py` works from the repository root. Without Cython or a C compiler the extension
-is skipped and `utils.region` falls back to its numba implementation.
+The repository's top-level folders are the sub-packages (`models/` is `siammask.models`, ...): `package_dir` maps
+them, for `pip install -e .` and for a wheel alike. `bash make.sh` runs `python setup.py build_ext --inplace`.
+Without Cython or a C compiler (or with SIAMMASK_NO_EXT=1) the extension is skipped and `siammask.utils.region`
+falls back to its numba implementation.
 """
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-PACKAGES = ["models", "datasets", "utils", "tracker", "evaluation", "tools"]
+SUBPACKAGES = ["models", "datasets", "utils", "tracker", "evaluation", "training", "tools"]
+CONSOLE_SCRIPTS = {
+    "siammask-train": "train_siammask",
+    "siammask-train-refine": "train_siammask_refine",
+    "siammask-test": "test",
+    "siammask-eval": "eval",
+    "siammask-demo": "demo",
+    "siammask-tune-vot": "tune_vot",
+}
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 
 
 def region_extensions() -> list:
     """The Cython extension modules, or none when Cython/numpy are missing or the source is absent."""
-    if not REGION_PYX.exists():
+    if not REGION_PYX.exists() or os.environ.get("SIAMMASK_NO_EXT"):
         return []
     try:
         import numpy
@@ -24,7 +34,7 @@ def region_extensions() -> list:
     from setuptools import Extension
 
     ext = Extension(
-        "utils.region._region_ext",
+        "siammask.utils.region._region_ext",
         [str(REGION_PYX)],
         include_dirs=[numpy.get_include()],
         extra_compile_args=["-O3", "-ffp-contract=off"],  # no fused multiply-add: float32 results as region.c
@@ -32,12 +42,27 @@ def region_extensions() -> list:
     return cythonize([ext], language_level=3, quiet=True)
 
 
+def package_layout() -> tuple[list[str], dict[str, str]]:
+    """`siammask` and every package below the mapped folders, with the folder of each mapped name."""
+    packages, package_dir = ["siammask"], {"siammask": "siammask"}
+    for name in SUBPACKAGES:
+        if not Path(name, "__init__.py").is_file():
+            continue
+        package_dir[f"siammask.{name}"] = name
+        packages += [f"siammask.{name}"] + [f"siammask.{name}.{sub}" for sub in find_packages(name)]
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = package_layout()
+
 setup(
     name="siammask",
-    version="0.1.0",
+    version="0.2.0",
     description="SiamMask (CVPR 2019) for PyTorch 2.x: training, VOT evaluation and tracking",
-    packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
     ext_modules=region_extensions(),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     zip_safe=False,
 )

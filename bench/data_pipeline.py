@@ -25,10 +25,10 @@ import time
 import cv2
 import torch.utils.data
 
-from datasets import build_train_dataset
-from datasets.synthetic import make_builtin_data
-from utils.config import load_config
-from utils.runtime import worker_init_fn
+from siammask.datasets import build_train_dataset
+from siammask.datasets.synthetic import make_builtin_data
+from siammask.utils.config import load_config
+from siammask.utils.runtime import worker_init_fn
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from datasets.synthetic import make_builtin_data, write_vot_dataset
+from siammask.datasets.synthetic import make_builtin_data, write_vot_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,8 +131,8 @@ def main(args: argparse.Namespace) -> int:
     """Prepare data, train for the budget, score both models; 0 when training clearly helped."""
     import torch
 
-    from models import build_model
-    from utils.runtime import seed_everything
+    from siammask.models import build_model
+    from siammask.utils.runtime import seed_everything
 
     work = (ROOT / args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def typical_pairs(count: int, seed: int = 0) -> tuple[list[list[float]], list[li
 
 def measure(pairs: int, repeat: int) -> None:
     """Measure the backend selected at import of ``utils.region`` and print one line per mode."""
-    from utils.region import BACKEND, vot_overlap, vot_overlap_traj
+    from siammask.utils.region import BACKEND, vot_overlap, vot_overlap_traj
 
     gts, preds = typical_pairs(pairs)
     bounds = (1280, 720)

@@ -124,12 +124,12 @@ def make_sequence(num: int, width: int, height: int, seed: int = 0) -> tuple[lis
 
 def load_sharp_model(weights: str, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A sharp model with `weights`, else the conformance weights when present, else a seeded random init."""
-    from models import build_model
+    from siammask.models import build_model
 
     model = build_model("experiments/siammask_sharp/config_vot.json")
     path = weights or (DEFAULT_CONFORMANCE_WEIGHTS if os.path.isfile(DEFAULT_CONFORMANCE_WEIGHTS) else "")
     if path:
-        from utils.checkpoint import load_pretrained
+        from siammask.utils.checkpoint import load_pretrained
 
         if weights:
             load_pretrained(model, path)
@@ -147,9 +147,9 @@ def load_sharp_model(weights: str, device: torch.device) -> tuple[torch.nn.Modul
 
 def make_tracker(model: torch.nn.Module, mode: str, device: torch.device) -> tuple[Any, TimedModel]:
     """A mask + refine tracker in `mode` around a timing proxy of the network."""
-    from tracker import SiamMaskTracker
-    from tracker.fast import make_fast_model
-    from utils.config import load_config
+    from siammask.tracker import SiamMaskTracker
+    from siammask.tracker.fast import make_fast_model
+    from siammask.utils.config import load_config
 
     cfg = load_config("experiments/siammask_sharp/config_vot.json")
     amp = None
@@ -193,9 +193,9 @@ def eao_of_modes(model: torch.nn.Module, modes: list[str], device: torch.device,
 
     EAO is NaN when every sequence is shorter than the EAO interval's start (100 frames for VOT2018).
     """
-    from datasets.synthetic import make_builtin_data
-    from evaluation import evaluate_trackers, load_vot_dataset
-    from tracker import run_vot_sequence, vot_result_path, write_vot_result
+    from siammask.datasets.synthetic import make_builtin_data
+    from siammask.evaluation import evaluate_trackers, load_vot_dataset
+    from siammask.tracker import run_vot_sequence, vot_result_path, write_vot_result
 
     make_builtin_data(data_root, size=size)
     dataset = load_vot_dataset("VOT2018", data_root)
@@ -257,7 +257,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"  EAO difference fast - exact: {scores['fast']['eao'] - scores['exact']['eao']:+.4f}")
         report["eao"] = scores
     if args.json:
-        from utils.io import atomic_write_json
+        from siammask.utils.io import atomic_write_json
 
         atomic_write_json(args.json, report)
     return 0

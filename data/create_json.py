@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from datasets.prep.common import run_cli, write_json
-from datasets.prep.vot import create_vot_json
+from siammask.datasets.prep.common import run_cli, write_json
+from siammask.datasets.prep.vot import create_vot_json
 
 
 def get_args_parser() -> argparse.ArgumentParser:

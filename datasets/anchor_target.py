@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.anchors import box_iou_x1y1x2y2, training_anchors
-from utils.config import AnchorsConfig, AnchorTargetConfig
+from siammask.utils.anchors import box_iou_x1y1x2y2, training_anchors
+from siammask.utils.config import AnchorsConfig, AnchorTargetConfig
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from utils.config import AugBranchConfig
+from siammask.utils.config import AugBranchConfig
 
 # The original's fixed PCA colour matrix (`rgbVar`), RGB order.
 RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],

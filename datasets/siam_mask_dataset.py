@@ -16,7 +16,7 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
 * every sample's randomness comes from ``np.random.default_rng([seed, epoch, index])``: the same sample for any
   worker count, rank split or resume; the pick of the video is computed lazily (:mod:`datasets.sampling`) instead of
   a ``num * epochs`` pick list in every process;
-* a missing crop, a corrupt image or a malformed json raises :class:`DatasetError` naming the file; with `skip_bad`
+* a missing crop, a corrupt image or a malformed json raises :class:`DataError` naming the file; with `skip_bad`
   the sample is replaced by another deterministic one, a warning is logged and :attr:`bad_count` counts it;
 * the epoch and the bad-sample counters live in a small shared-memory tensor (one counter slot per process, so no
   lock is needed and it works with fork and spawn workers): :meth:`set_epoch` reaches persistent workers and the
@@ -41,13 +41,13 @@ import cv2
 import numpy as np
 import torch.utils.data
 
-from datasets.anchor_target import AnchorTarget
-from datasets.augmentation import Augmentation
-from datasets.crop import target_box_in_crop
-from datasets.errors import DatasetError
-from datasets.sampling import PickSchedule
-from datasets.sub_dataset import ImageAnno, SubDataset
-from utils.config import AnchorsConfig, Config, DatasetsConfig
+from .anchor_target import AnchorTarget
+from .augmentation import Augmentation
+from .crop import target_box_in_crop
+from .errors import DataError
+from .sampling import PickSchedule
+from .sub_dataset import ImageAnno, SubDataset
+from siammask.utils.config import AnchorsConfig, Config, DatasetsConfig
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
@@ -72,25 +72,25 @@ def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Read and decode an image, failing loudly.
 
     Raises:
-        DatasetError: the file is missing or empty, is a truncated JPEG (no end-of-image marker) or does not
+        DataError: the file is missing or empty, is a truncated JPEG (no end-of-image marker) or does not
             decode.
     """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
-        raise DatasetError(f"{path}: image listed in the annotation json is missing") from None
+        raise DataError(f"{path}: image listed in the annotation json is missing") from None
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read image ({e.strerror})") from None
+        raise DataError(f"{path}: cannot read image ({e.strerror})") from None
     if data.size == 0:
-        raise DatasetError(f"{path}: empty image file")
+        raise DataError(f"{path}: empty image file")
     if data.size >= 2 and data[:2].tobytes() == _JPEG_SOI and _JPEG_EOI not in data[-32:].tobytes():
-        raise DatasetError(f"{path}: corrupt JPEG (truncated: no end-of-image marker)")
+        raise DataError(f"{path}: corrupt JPEG (truncated: no end-of-image marker)")
     try:
         image = cv2.imdecode(data, flags)
     except cv2.error:
         image = None
     if image is None:
-        raise DatasetError(f"{path}: corrupt image (cannot be decoded)")
+        raise DataError(f"{path}: corrupt image (cannot be decoded)")
     return image
 
 
@@ -120,10 +120,10 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         self.skip_bad = cfg.skip_bad if skip_bad is None else bool(skip_bad)
         expected = (cfg.search_size - cfg.template_size) // anchors_cfg.stride + 1 + cfg.base_size
         if cfg.size != expected:
-            raise DatasetError(f"dataset config: size {cfg.size} != (search_size - template_size) / stride + 1 + "
+            raise DataError(f"dataset config: size {cfg.size} != (search_size - template_size) / stride + 1 + "
                                f"base_size = {expected}")
         if not cfg.datasets:
-            raise DatasetError("dataset config: 'datasets' is empty")
+            raise DataError("dataset config: 'datasets' is empty")
         self.subsets: list[SubDataset] = []
         start = 0
         for name, sub_cfg in cfg.datasets.items():
@@ -201,7 +201,7 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         return SamplePlan(k, video, negative, gray, template, search, search_k)
 
     def sample(self, index: int, epoch: Optional[int] = None, with_template_box: bool = False) -> dict[str, np.ndarray]:
-        """Sample (epoch, index) without skip_bad handling (raises :class:`DatasetError` on bad input).
+        """Sample (epoch, index) without skip_bad handling (raises :class:`DataError` on bad input).
 
         `with_template_box` adds "template_bbox" (4,) float32, the target in the template (for visualisation).
         """
@@ -247,22 +247,22 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         epoch = self.epoch
         try:
             return self.sample(index, epoch)
-        except DatasetError as first:
+        except DataError as first:
             if not self.skip_bad:
                 raise
-            error: DatasetError = first
+            error: DataError = first
         for attempt in range(1, MAX_REPLACEMENTS + 1):
             self._count_bad(error, index, epoch)
             replacement = int(np.random.default_rng([self.seed, epoch, index, attempt]).integers(self.num))
             try:
                 return self.sample(replacement, epoch)
-            except DatasetError as e:
+            except DataError as e:
                 error = e
         self._count_bad(error, index, epoch)
-        raise DatasetError(f"sample {index} of epoch {epoch}: no readable replacement in {MAX_REPLACEMENTS} tries "
+        raise DataError(f"sample {index} of epoch {epoch}: no readable replacement in {MAX_REPLACEMENTS} tries "
                            f"(last: {error})")
 
-    def _count_bad(self, error: DatasetError, index: int, epoch: int) -> None:
+    def _count_bad(self, error: DataError, index: int, epoch: int) -> None:
         worker = torch.utils.data.get_worker_info()
         slot = 1 if worker is None else 2 + worker.id % (COUNTER_SLOTS - 1)
         self._shared[slot] += 1
@@ -310,11 +310,11 @@ def build_train_dataset(cfg: Union[Config, DatasetsConfig], data_root: str = "da
         logger: where to log.
 
     Raises:
-        DatasetError: the config has no train_datasets, or a sub-dataset is missing or malformed.
+        DataError: the config has no train_datasets, or a sub-dataset is missing or malformed.
     """
     if isinstance(cfg, Config):
         if cfg.train_datasets is None:
-            raise DatasetError(f"{cfg.source}: the config has no 'train_datasets' block")
+            raise DataError(f"{cfg.source}: the config has no 'train_datasets' block")
         anchors_cfg = anchors_cfg or cfg.anchors
         cfg = cfg.train_datasets
     return SiamMaskDataset(cfg, os.fspath(data_root), anchors_cfg or AnchorsConfig(), seed=seed, skip_bad=skip_bad,

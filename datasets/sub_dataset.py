@@ -11,7 +11,7 @@ Ports `SubDataSet` of the original `datasets/siam_mask_dataset.py`:
   over the frames at most `frame_range` positions away in that list (positions, not frame numbers).
 
 Unlike the original, the index is stored in a few flat numpy arrays (no dict per frame), so a DataLoader worker
-holds a few bytes per annotated frame; malformed entries raise :class:`DatasetError` naming the file and the entry
+holds a few bytes per annotated frame; malformed entries raise :class:`DataError` naming the file and the entry
 (or, with `skip_bad`, are dropped with a warning); boxes with negative width or height are dropped like zero ones.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from datasets.errors import DatasetError
-from utils.config import SubDatasetConfig
+from .errors import DataError
+from siammask.utils.config import SubDatasetConfig
 
 MASK_DATASETS = ("coco", "ytb_vos")
 
@@ -75,14 +75,14 @@ class SubDataset:
         self.has_mask = cfg.has_mask if cfg.has_mask is not None else name in MASK_DATASETS
         self._root_prefix = os.path.join(self.root, "")
         if not os.path.isdir(self.root):
-            raise DatasetError(f"{self.root}: crop folder of dataset '{name}' not found")
+            raise DataError(f"{self.root}: crop folder of dataset '{name}' not found")
         self._load(skip_bad)
         self.num = len(self.videos)
         if self.num == 0:
-            raise DatasetError(f"{self.anno}: dataset '{name}' has no video with a valid annotated frame")
+            raise DataError(f"{self.anno}: dataset '{name}' has no video with a valid annotated frame")
         self.num_use = self.num if cfg.num_use < 0 else cfg.num_use
         if self.num_use == 0:
-            raise DatasetError(f"{self.anno}: dataset '{name}' has num_use 0")
+            raise DataError(f"{self.anno}: dataset '{name}' has num_use 0")
 
     # ------------------------------------------------------------------ loading
     def _load(self, skip_bad: bool) -> None:
@@ -92,13 +92,13 @@ class SubDataset:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except FileNotFoundError:
-            raise DatasetError(f"{path}: annotation json of dataset '{self.name}' not found") from None
+            raise DataError(f"{path}: annotation json of dataset '{self.name}' not found") from None
         except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise DatasetError(f"{path}: cannot read annotation json ({e})") from None
+            raise DataError(f"{path}: cannot read annotation json ({e})") from None
         if not isinstance(data, dict):
-            raise DatasetError(f"{path}: the top level must be an object {{video: {{track: {{frame: box}}}}}}")
+            raise DataError(f"{path}: the top level must be an object {{video: {{track: {{frame: box}}}}}}")
 
         videos: list[str] = []
         track_start = [0]
@@ -113,7 +113,7 @@ class SubDataset:
             nonlocal malformed
             message = f"{path}: {where}: {why}"
             if not skip_bad:
-                raise DatasetError(message)
+                raise DataError(message)
             malformed += 1
             self.logger.warning("skipping malformed annotation: %s", message)
 

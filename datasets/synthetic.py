@@ -25,12 +25,12 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from datasets.errors import DatasetError
-from datasets.prep import det as det_prep
-from datasets.prep import ytb_vos as ytb_prep
-from datasets.prep.common import parallel_map, read_json, write_json
-from datasets.prep.vot import VOT_TAGS, create_vot_json
-from utils.io import atomic_path, atomic_write_text
+from .errors import DataError
+from .prep import det as det_prep
+from .prep import ytb_vos as ytb_prep
+from .prep.common import parallel_map, read_json, write_json
+from .prep.vot import VOT_TAGS, create_vot_json
+from siammask.utils.io import atomic_path, atomic_write_text
 
 BUILTIN_VERSION = 2
 SIZES = {
@@ -277,7 +277,7 @@ def render_video(seed: Sequence[int], num_frames: int, frame_size: tuple[int, in
 def _imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> None:
     ok, buf = cv2.imencode(os.path.splitext(path)[1], image, list(params))
     if not ok:
-        raise DatasetError(f"{path}: cannot encode image")
+        raise DataError(f"{path}: cannot encode image")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
 
@@ -481,11 +481,11 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
         try:
             if read_json(stamp, "built-in data stamp") == spec:
                 return data_root
-        except DatasetError:
+        except DataError:
             pass
     ours = [p for p in (stamp, partial) if os.path.isfile(p)]
     if not ours and any(os.path.exists(os.path.join(data_root, n)) for n in _GENERATED):
-        raise DatasetError(f"{data_root}: holds {'/'.join(_GENERATED[:3])} data not made by make_builtin_data; "
+        raise DataError(f"{data_root}: holds {'/'.join(_GENERATED[:3])} data not made by make_builtin_data; "
                            f"choose another output folder")
     if any(_read_spec(p) != spec for p in ours):
         _remove_generated(data_root)
@@ -508,7 +508,7 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
 def _read_spec(path: str) -> object:
     try:
         return read_json(path, "built-in data stamp")
-    except DatasetError:
+    except DataError:
         return None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.region import vot_overlap_traj
+from siammask.utils.region import vot_overlap_traj
 
 from .vot import VOTDataset
 

@@ -6,14 +6,16 @@ wget hints and ``exit()`` on a missing dataset json, ``KeyError: 'width'`` on a 
 """
 from __future__ import annotations
 
-__all__ = ["EvaluationError", "DatasetError", "ResultError"]
+from ..utils.errors import SiamMaskError
+
+__all__ = ["EvaluationError", "BenchmarkError", "ResultError"]
 
 
-class EvaluationError(Exception):
+class EvaluationError(SiamMaskError):
     """Base class; ``str(error)`` is a one-line message meant for the user."""
 
 
-class DatasetError(EvaluationError):
+class BenchmarkError(EvaluationError):
     """The dataset metadata json is missing or malformed."""
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from utils.io import atomic_path, atomic_write_text
+from siammask.utils.io import atomic_path, atomic_write_text
 
 from .benchmark import TrackerEvaluation
 

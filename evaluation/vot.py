@@ -6,7 +6,7 @@ video name to ``video_dir``, ``init_rect``, ``img_names`` (relative to ``<data_r
 ``camera_motion``, ``illum_change``, ``motion_change``, ``size_change``, ``occlusion``.
 
 Differences from pysot: the json is looked up as ``<data_root>/<name>.json`` (the original's layout) and then
-``<data_root>/<name>/<name>.json`` (pysot's); a missing or malformed json raises ``DatasetError`` with one line saying
+``<data_root>/<name>/<name>.json`` (pysot's); a missing or malformed json raises ``BenchmarkError`` with one line saying
 where it looked and how to get one (the original printed wget hints and called ``exit()``). Attribute lists shorter
 than the sequence (or empty) are padded with 0. The ``empty`` tag marks the frames where none of the five
 attributes is set; pysot computes it with ``np.all(..., axis=1)`` over the tag lists (one flag per *tag*, not per
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import BenchmarkError
 
 __all__ = ["VOT_ATTRIBUTES", "VOT_TAGS", "VOTVideo", "VOTDataset", "find_dataset_json", "load_vot_dataset"]
 
@@ -95,7 +95,7 @@ def find_dataset_json(name: str, data_root: str | Path) -> Path:
     """The metadata json of dataset ``name``: ``<data_root>/<name>.json`` or ``<data_root>/<name>/<name>.json``.
 
     Raises:
-        DatasetError: neither exists (the message says where it looked and how to get one).
+        BenchmarkError: neither exists (the message says where it looked and how to get one).
     """
     root = Path(data_root)
     candidates = [root / f"{name}.json", root / name / f"{name}.json"]
@@ -104,7 +104,7 @@ def find_dataset_json(name: str, data_root: str | Path) -> Path:
             return path
     hint = ("get it with `bash data/get_VOT2018_data.sh`" if name == "VOT2018" else
             f"download {name} and its json into {root}/")
-    raise DatasetError(
+    raise BenchmarkError(
         f"no metadata json for {name}: looked for {candidates[0]} and {candidates[1]}; {hint}, build one from "
         f"sequence folders with `python data/create_json.py {name}`, or generate the built-in synthetic set with "
         "`python tools/make_synthetic_data.py` (and pass its --data-root)")
@@ -115,13 +115,13 @@ def _tag(values: object, count: int, where: str) -> np.ndarray:
     if values is None:
         values = []
     if not isinstance(values, list):
-        raise DatasetError(f"{where}: expected a list of per-frame 0/1 values")
+        raise BenchmarkError(f"{where}: expected a list of per-frame 0/1 values")
     try:
         arr = np.asarray(values, dtype=np.float64).astype(np.int64)
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{where}: expected a list of per-frame 0/1 values ({exc})") from None
+        raise BenchmarkError(f"{where}: expected a list of per-frame 0/1 values ({exc})") from None
     if arr.ndim != 1:
-        raise DatasetError(f"{where}: expected a flat list of per-frame 0/1 values")
+        raise BenchmarkError(f"{where}: expected a flat list of per-frame 0/1 values")
     out = np.zeros(count, np.int64)
     n = min(count, len(arr))
     out[:n] = arr[:n]
@@ -131,16 +131,16 @@ def _tag(values: object, count: int, where: str) -> np.ndarray:
 def _ground_truth(rects: object, where: str) -> np.ndarray:
     """``gt_rect`` as an ``(N, 8)`` or ``(N, 4)`` float64 array (rectangles become polygons when both forms occur)."""
     if not isinstance(rects, list) or not rects:
-        raise DatasetError(f"{where}: expected a non-empty list of regions")
+        raise BenchmarkError(f"{where}: expected a non-empty list of regions")
     try:
         regions = [[float(v) for v in r] for r in rects]
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{where}: regions must be lists of numbers ({exc})") from None
+        raise BenchmarkError(f"{where}: regions must be lists of numbers ({exc})") from None
     lengths = {len(r) for r in regions}
     if lengths == {4}:
         return np.asarray(regions, dtype=np.float64)
     if not lengths <= {4, 8}:
-        raise DatasetError(f"{where}: regions must have 8 (polygon) or 4 (x, y, w, h) values, found lengths "
+        raise BenchmarkError(f"{where}: regions must have 8 (polygon) or 4 (x, y, w, h) values, found lengths "
                            f"{sorted(lengths)}")
     polygons = [r if len(r) == 8 else [r[0], r[1], r[0] + r[2], r[1], r[0] + r[2], r[1] + r[3], r[0], r[1] + r[3]]
                 for r in regions]
@@ -158,36 +158,36 @@ def load_vot_dataset(name: str, data_root: str | Path) -> VOTDataset:
         The dataset; images are not opened.
 
     Raises:
-        DatasetError: missing json, invalid json, or a video lacking a key / with inconsistent lengths.
+        BenchmarkError: missing json, invalid json, or a video lacking a key / with inconsistent lengths.
     """
     path = find_dataset_json(name, data_root)
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the dataset json ({exc})") from None
+        raise BenchmarkError(f"{path}: cannot read the dataset json ({exc})") from None
     if not isinstance(meta, dict) or not meta:
-        raise DatasetError(f"{path}: expected an object mapping video names to their metadata")
+        raise BenchmarkError(f"{path}: expected an object mapping video names to their metadata")
     seq_root = (Path(data_root) / name).resolve()
     videos: dict[str, VOTVideo] = {}
     for video, info in meta.items():
         where = f"{path}: video '{video}'"
         if not isinstance(info, dict):
-            raise DatasetError(f"{where}: expected an object")
+            raise BenchmarkError(f"{where}: expected an object")
         missing = [k for k in _REQUIRED_KEYS if k not in info]
         if missing:
-            raise DatasetError(f"{where} lacks key '{missing[0]}' (is this a pysot/SiamMask VOT json? rebuild it with "
+            raise BenchmarkError(f"{where} lacks key '{missing[0]}' (is this a pysot/SiamMask VOT json? rebuild it with "
                                f"`python data/create_json.py {name}`)")
         gt = _ground_truth(info["gt_rect"], f"{where} gt_rect")
         count = len(gt)
         img_names = info["img_names"]
         if not isinstance(img_names, list) or len(img_names) != count:
-            raise DatasetError(f"{where}: img_names has {len(img_names) if isinstance(img_names, list) else 'no'} "
+            raise BenchmarkError(f"{where}: img_names has {len(img_names) if isinstance(img_names, list) else 'no'} "
                                f"entries but gt_rect has {count}")
         try:
             width, height = int(info["width"]), int(info["height"])
         except (TypeError, ValueError):
-            raise DatasetError(f"{where}: width/height must be integers") from None
+            raise BenchmarkError(f"{where}: width/height must be integers") from None
         tags = {"all": np.ones(count, np.int64)}
         for attr in VOT_ATTRIBUTES:
             tags[attr] = _tag(info.get(attr), count, f"{where} {attr}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from models.losses import compute_losses
-from models.siammask import SiamMaskBase, SiamMaskSharp
-from utils.config import Config, load_config
+from .losses import compute_losses
+from .siammask import SiamMaskBase, SiamMaskSharp
+from siammask.utils.config import Config, load_config
 
 #: Model name -> class. ``network.arch`` in a config.json selects one (or ``Custom``, see :func:`resolve_arch`).
 MODELS: dict[str, type[SiamMaskBase]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.resnet import ResNet, resnet50
+from .resnet import ResNet, resnet50
 
 #: Adjusted maps narrower than this are centre-cropped (template 15 -> 7, 143-px search 17 -> 9; 31 is kept).
 CROP_BELOW_WIDTH = 20

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.refine import REFINE_SIZE, gather_windows
+from .refine import REFINE_SIZE, gather_windows
 
 #: Stride of the response map in search-crop pixels.
 MASK_LABEL_STRIDE = 8

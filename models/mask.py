@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.rpn import DepthCorr
+from .rpn import DepthCorr
 
 
 class MaskCorr(nn.Module):

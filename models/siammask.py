@@ -28,12 +28,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from models.features import ResDown
-from models.losses import select_mask_positions
-from models.mask import MaskCorr
-from models.refine import Position, Refine, position_indices
-from models.rpn import UP
-from utils.config import LrConfig
+from .features import ResDown
+from .losses import select_mask_positions
+from .mask import MaskCorr
+from .refine import Position, Refine, position_indices
+from .rpn import UP
+from siammask.utils.config import LrConfig
 
 Batch = dict[str, Tensor]
 #: Side of the base mask head's masks (3969 = 63 * 63 channels), in both models.

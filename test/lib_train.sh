@@ -86,7 +86,7 @@ siammask_setup_device() {
         # shellcheck source=env_npu.sh
         source test/env_npu.sh
     fi
-    DEVICE_TYPE="$("$PYTHON" -c "import sys; from utils.runtime import resolve_device_type as r; print(r(sys.argv[1]))" \
+    DEVICE_TYPE="$("$PYTHON" -c "import sys; from siammask.utils.runtime import resolve_device_type as r; print(r(sys.argv[1]))" \
         "$DEVICE")" || siammask_die "device '$DEVICE' is not available"
     local cores
     cores="$(nproc 2>/dev/null || echo 1)"
@@ -118,8 +118,8 @@ siammask_setup_data() {
 import os
 import sys
 
-from datasets.sub_dataset import resolve_path
-from utils.config import load_config
+from siammask.datasets.sub_dataset import resolve_path
+from siammask.utils.config import load_config
 
 cfg = load_config(sys.argv[1])
 subsets = cfg.train_datasets.datasets if cfg.train_datasets else {}

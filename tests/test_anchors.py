@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.anchors import base_anchors, box_iou_x1y1x2y2, cosine_window, tracker_anchors, training_anchors
-from utils.config import AnchorsConfig
+from siammask.utils.anchors import base_anchors, box_iou_x1y1x2y2, cosine_window, tracker_anchors, training_anchors
+from siammask.utils.config import AnchorsConfig
 
 CFG = AnchorsConfig()
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import SiamMaskBase, SiamMaskSharp
-from utils.checkpoint import (
+from siammask.models import SiamMaskBase, SiamMaskSharp
+from siammask.utils.checkpoint import (
     PYSOT_PREFIX_MAP,
     CheckpointError,
     convert_pysot_state_dict,

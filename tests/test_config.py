@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.config import Config, ConfigError, HpConfig, load_config, load_hp
+from siammask.utils.config import Config, ConfigError, HpConfig, load_config, load_hp
 
 SHIPPED = sorted(Path(__file__).resolve().parents[1].glob("experiments/*/*.json"))
 

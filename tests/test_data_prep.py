@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import DatasetError
-from datasets.crop import crop_like_siamfc, crop_mask_like_siamfc, target_box_in_crop
-from datasets.prep import coco as coco_prep
-from datasets.prep import det as det_prep
-from datasets.prep import vid as vid_prep
-from datasets.prep import ytb_vos as ytb_prep
-from datasets.prep.vot import VOT_TAGS, create_vot_json
-from datasets.synthetic import write_raw_ytb_vos, write_vot_dataset
+from siammask.datasets import DataError
+from siammask.datasets.crop import crop_like_siamfc, crop_mask_like_siamfc, target_box_in_crop
+from siammask.datasets.prep import coco as coco_prep
+from siammask.datasets.prep import det as det_prep
+from siammask.datasets.prep import vid as vid_prep
+from siammask.datasets.prep import ytb_vos as ytb_prep
+from siammask.datasets.prep.vot import VOT_TAGS, create_vot_json
+from siammask.datasets.synthetic import write_raw_ytb_vos, write_vot_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -197,7 +197,7 @@ def test_coco_crop_and_json(tmp_path: Path) -> None:
 
 
 def test_coco_missing_annotation_file(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="COCO annotation file for train2017 not found"):
+    with pytest.raises(DataError, match="COCO annotation file for train2017 not found"):
         coco_prep.crop_coco(str(tmp_path), subsets=("train2017",), progress=False)
 
 
@@ -215,7 +215,7 @@ def test_det_crop_and_json(tmp_path: Path) -> None:
     anno, data = root / det_prep.ANNO_SUBDIR, root / det_prep.DATA_SUBDIR
     _xml(anno / "ILSVRC2013_train" / "n01" / "a.xml", [(0, [10, 20, 60, 80]), (0, [70, 10, 150, 50])])
     _xml(anno / "ILSVRC2014_train_0000" / "b.xml", [(0, [5, 5, 40, 40])])
-    with pytest.raises(DatasetError, match="a.JPEG: image not found"):
+    with pytest.raises(DataError, match="a.JPEG: image not found"):
         det_prep.crop_det(str(root), progress=False)
     for rel in ("ILSVRC2013_train/n01/a.JPEG", "ILSVRC2014_train_0000/b.JPEG"):
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def test_det_crop_and_json(tmp_path: Path) -> None:
                   "ILSVRC2014_train_0000/b": {"00": {"000000": [5, 5, 40, 40]}}}
     assert (root / "crop511" / "ILSVRC2013_train" / "a" / "000000.01.x.jpg").is_file()
     (anno / "ILSVRC2014_train_0000" / "b.xml").write_text("<annotation><object>")
-    with pytest.raises(DatasetError, match="b.xml: malformed XML"):
+    with pytest.raises(DataError, match="b.xml: malformed XML"):
         det_prep.gen_json_det(str(root))
 
 
@@ -276,7 +276,7 @@ def test_create_vot_json_pads_tags(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "VOTX.json").read_text())["vot0000"]["occlusion"][:3] == [1, 1, 0]
     (seq / "groundtruth.txt").unlink()
-    with pytest.raises(DatasetError, match="groundtruth not found"):
+    with pytest.raises(DataError, match="groundtruth not found"):
         create_vot_json(folder)
 
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import DatasetError, SiamMaskDataset, build_train_dataset
-from datasets.anchor_target import AnchorTarget
-from datasets.augmentation import Augmentation, _motion_blur
-from datasets.prep import ytb_vos as ytb_prep
-from datasets.sampling import PickSchedule, permute
-from datasets.synthetic import write_det_dataset, write_raw_ytb_vos
-from utils.config import AnchorsConfig, AnchorTargetConfig, AugBranchConfig, load_config
+from siammask.datasets import DataError, SiamMaskDataset, build_train_dataset
+from siammask.datasets.anchor_target import AnchorTarget
+from siammask.datasets.augmentation import Augmentation, _motion_blur
+from siammask.datasets.prep import ytb_vos as ytb_prep
+from siammask.datasets.sampling import PickSchedule, permute
+from siammask.datasets.synthetic import write_det_dataset, write_raw_ytb_vos
+from siammask.utils.config import AnchorsConfig, AnchorTargetConfig, AugBranchConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "experiments" / "siammask_synthetic" / "config.json"
@@ -335,7 +335,7 @@ def test_missing_crop_raises_and_skip_bad_replaces(tmp_path: Path, data_root: st
     for i in range(len(ds)):
         try:
             ds[i]
-        except DatasetError as e:
+        except DataError as e:
             errors.append(str(e))
     assert errors and all(victim in e and "missing" in e and "\n" not in e for e in errors)
 
@@ -359,17 +359,17 @@ def test_corrupt_jpeg_raises(tmp_path: Path, data_root: str) -> None:
     raw = crop.read_bytes()
     crop.write_bytes(raw[: len(raw) // 2])
     ds = build_train_dataset(load_config(_tiny_cfg(root)), "/", seed=0)
-    with pytest.raises(DatasetError, match="corrupt JPEG"):
+    with pytest.raises(DataError, match="corrupt JPEG"):
         for i in range(len(ds)):
             ds[i]
     crop.write_bytes(b"\xff\xd8 not a jpeg at all \xff\xd9")
-    with pytest.raises(DatasetError, match="corrupt image"):
+    with pytest.raises(DataError, match="corrupt image"):
         for i in range(len(ds)):
             ds[i]
     for other in (root / "crop511").rglob("*.x.jpg"):
         other.write_bytes(b"")
     skipping = build_train_dataset(load_config(_tiny_cfg(root, skip_bad=True)), "/", seed=0)
-    with pytest.raises(DatasetError, match="no readable replacement"):  # every sample is bad: fail, never zeros
+    with pytest.raises(DataError, match="no readable replacement"):  # every sample is bad: fail, never zeros
         skipping[0]
     assert skipping.bad_count == 17
 
@@ -384,7 +384,7 @@ def test_malformed_json_raises_or_is_skipped(tmp_path: Path, data_root: str, mut
     bad = copy.deepcopy(data)
     mutate(bad, sorted(bad)[0])
     (root / "train.json").write_text(json.dumps(bad))
-    with pytest.raises(DatasetError, match=message) as err:
+    with pytest.raises(DataError, match=message) as err:
         build_train_dataset(load_config(_tiny_cfg(root)), "/", seed=0)
     assert "train.json" in str(err.value) and "\n" not in str(err.value)
     ds = build_train_dataset(load_config(_tiny_cfg(root, skip_bad=True)), "/", seed=0)
@@ -394,14 +394,14 @@ def test_malformed_json_raises_or_is_skipped(tmp_path: Path, data_root: str, mut
 def test_unreadable_json_and_missing_paths(tmp_path: Path, data_root: str) -> None:
     root, _ = _tiny_set(tmp_path, data_root, videos=1)
     (root / "train.json").write_text('{"a": {"00": {"000000": [1, 2, ')
-    with pytest.raises(DatasetError, match="not valid JSON"):
+    with pytest.raises(DataError, match="not valid JSON"):
         build_train_dataset(load_config(_tiny_cfg(root)), "/", seed=0)
     (root / "train.json").unlink()
-    with pytest.raises(DatasetError, match="annotation json of dataset 'det' not found"):
+    with pytest.raises(DataError, match="annotation json of dataset 'det' not found"):
         build_train_dataset(load_config(_tiny_cfg(root)), "/", seed=0)
     cfg = _tiny_cfg(root)
     cfg["train_datasets"]["datasets"]["det"]["root"] = "no/such/crop511"
-    with pytest.raises(DatasetError, match="crop folder of dataset 'det' not found"):
+    with pytest.raises(DataError, match="crop folder of dataset 'det' not found"):
         build_train_dataset(load_config(cfg), str(tmp_path), seed=0)
 
 

@@ -51,7 +51,7 @@ def demo_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _run(setup: dict[str, str], *argv: str) -> int:
-    from tools import demo
+    from siammask.tools import demo
 
     args = demo.get_args_parser().parse_args(["--resume", setup["ckpt"], "--config", CONFIG, "--no-display",
                                               "--device", "cpu", *argv])

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation import (DatasetError, ResultError, eval_accuracy_robustness, eval_eao, evaluate_trackers,
+from siammask.evaluation import (BenchmarkError, ResultError, eval_accuracy_robustness, eval_eao, evaluate_trackers,
                         list_trackers, load_tracker_trajectories, load_vot_dataset)
-from utils.region import vot_overlap_traj
+from siammask.utils.region import vot_overlap_traj
 
-eval_tool = importlib.import_module("tools.eval")
+eval_tool = importlib.import_module("siammask.tools.eval")
 ATTRS = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
 SQUARE = [10.0, 10.0, 30.0, 10.0, 30.0, 30.0, 10.0, 30.0]
 
@@ -349,16 +349,16 @@ def test_dataset_loader_layouts_and_tags(tmp_path: Path) -> None:
 
 
 def test_dataset_errors(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"VOT2018\.json.*create_json\.py.*make_synthetic_data"):
+    with pytest.raises(BenchmarkError, match=r"VOT2018\.json.*create_json\.py.*make_synthetic_data"):
         load_vot_dataset("VOT2018", tmp_path)
     path = write_dataset(tmp_path, {"v": {"gt": [SQUARE], "width": 9, "height": 9}})
     meta = json.loads(path.read_text())
     del meta["v"]["width"]
     path.write_text(json.dumps(meta))
-    with pytest.raises(DatasetError, match="lacks key 'width'"):
+    with pytest.raises(BenchmarkError, match="lacks key 'width'"):
         load_vot_dataset("VOT2018", tmp_path)
     path.write_text("{not json")
-    with pytest.raises(DatasetError, match="cannot read"):
+    with pytest.raises(BenchmarkError, match="cannot read"):
         load_vot_dataset("VOT2018", tmp_path)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.losses import (
+from siammask.models.losses import (
     compute_losses,
     iou_measure,
     log_softmax_cls,

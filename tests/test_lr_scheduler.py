@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from utils.config import LrConfig, WarmupConfig, load_config
-from utils.engine import OptimizerSettings, start_epoch
-from utils.lr_scheduler import SCHEDULES, EpochLRScheduler, build_lr_scheduler, lr_spaces
+from siammask.utils.config import LrConfig, WarmupConfig, load_config
+from siammask.utils.engine import OptimizerSettings, start_epoch
+from siammask.utils.lr_scheduler import SCHEDULES, EpochLRScheduler, build_lr_scheduler, lr_spaces
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # conformance entry -> (config, --P)
@@ -47,7 +47,7 @@ def test_lr_spaces_match_original(schedules: dict, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def models() -> dict:
-    from models import build_model
+    from siammask.models import build_model
 
     torch.manual_seed(0)
     return {"siammask_base": build_model(ROOT / CASES["siammask_base"][0]),

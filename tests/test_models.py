@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import MODELS, SiamMaskBase, SiamMaskSharp, build_model, compute_losses, resolve_arch
-from models.features import crop_adjusted_center
-from models.losses import mask_label_windows, upsample_mask_logits
-from models.synthetic import synthetic_batch
-from utils.config import LrConfig
+from siammask.models import MODELS, SiamMaskBase, SiamMaskSharp, build_model, compute_losses, resolve_arch
+from siammask.models.features import crop_adjusted_center
+from siammask.models.losses import mask_label_windows, upsample_mask_logits
+from siammask.models.synthetic import synthetic_batch
+from siammask.utils.config import LrConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = Path(os.environ.get("SIAMMASK_SPEC", REPO.parent / "shared" / "spec"))

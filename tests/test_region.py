@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-import utils.region as region
-from utils.region import _region_numba, vot_float2str, vot_overlap, vot_overlap_traj
+import siammask.utils.region as region
+from siammask.utils.region import _region_numba, vot_float2str, vot_overlap, vot_overlap_traj
 
 F = np.float32
 FLT_MAX = F(np.finfo(np.float32).max)
@@ -241,7 +241,7 @@ def test_backend_matches_literal_transcription_of_region_c() -> None:
 
 
 def test_cython_and_numba_agree_bitwise() -> None:
-    ext = pytest.importorskip("utils.region._region_ext", reason="Cython extension not built (bash make.sh)")
+    ext = pytest.importorskip("siammask.utils.region._region_ext", reason="Cython extension not built (bash make.sh)")
     rng = np.random.default_rng(4)
     n = 4000
     traj1 = [[1.0] if rng.random() < 0.03 else _random_region(rng, 700.0) for _ in range(n)]

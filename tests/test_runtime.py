@@ -11,8 +11,8 @@ from unittest import mock
 import pytest
 import torch
 
-from utils import runtime
-from utils.runtime import Runtime, RuntimeSetupError, init_runtime, resolve_device_type
+from siammask.utils import runtime
+from siammask.utils.runtime import Runtime, RuntimeSetupError, init_runtime, resolve_device_type
 
 
 def _mock(npu: bool, cuda: bool):
@@ -66,7 +66,7 @@ def test_distributed_env_picks_backend_and_local_rank_device() -> None:
     code = textwrap.dedent("""
         from unittest import mock
         import torch
-        from utils import runtime
+        from siammask.utils import runtime
         torch.utils.rename_privateuse1_backend("npu")
         fake_npu = mock.Mock(device_count=mock.Mock(return_value=8))
         env = {"WORLD_SIZE": "16", "RANK": "11", "LOCAL_RANK": "3", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "1"}
@@ -152,7 +152,7 @@ def test_two_process_gloo_all_reduce(tmp_path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent("""
         import sys, torch, torch.distributed as dist
-        from utils.runtime import init_runtime, cleanup
+        from siammask.utils.runtime import init_runtime, cleanup
         rt = init_runtime("cpu")
         t = torch.tensor([float(rt.rank + 1), 10.0])
         dist.all_reduce(t)

@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import DatasetError, build_train_dataset
-from datasets.prep.vot import VOT_TAGS
-from datasets.synthetic import (make_builtin_data, random_contour, render_video, write_raw_ytb_vos,
+from siammask.datasets import DataError, build_train_dataset
+from siammask.datasets.prep.vot import VOT_TAGS
+from siammask.datasets.synthetic import (make_builtin_data, random_contour, render_video, write_raw_ytb_vos,
                                 write_vot_dataset)
-from tools import make_synthetic_data, visualize_dataset
-from utils.config import load_config
+from siammask.tools import make_synthetic_data, visualize_dataset
+from siammask.utils.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ def test_visualize_dataset_writes_png(builtin: Path, tmp_path: Path) -> None:
 
 def test_builtin_refuses_foreign_data_and_regenerates_its_own(tmp_path: Path) -> None:
     (tmp_path / "ytb_vos").mkdir()
-    with pytest.raises(DatasetError, match="not made by make_builtin_data"):
+    with pytest.raises(DataError, match="not made by make_builtin_data"):
         make_builtin_data(str(tmp_path))
     assert (tmp_path / "ytb_vos").is_dir()
     root = tmp_path / "mine"

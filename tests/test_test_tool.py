@@ -13,9 +13,9 @@ import pytest
 import torch
 from tracking_helpers import small_sharp_model
 
-from tracker import run_vot_sequence, vot_result_path, write_vot_result
-from tracker.vot import format_vot_regions
-from utils.bbox import get_axis_aligned_bbox
+from siammask.tracker import run_vot_sequence, vot_result_path, write_vot_result
+from siammask.tracker.vot import format_vot_regions
+from siammask.utils.bbox import get_axis_aligned_bbox
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "experiments" / "siammask_sharp" / "config_vot.json")
@@ -114,7 +114,7 @@ def test_result_file_grammar(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- tools/test.py
 def test_parser_defaults_and_tracker_name() -> None:
-    from tools.test import default_tracker_name, get_args_parser
+    from siammask.tools.test import default_tracker_name, get_args_parser
 
     args = get_args_parser().parse_args(["--config", "c.json", "--resume", "m.pth"])
     assert (args.dataset, args.data_root, args.result_dir, args.device) == ("VOT2018", "data", "results", "auto")
@@ -129,7 +129,7 @@ def test_parser_defaults_and_tracker_name() -> None:
 @pytest.fixture(scope="module")
 def vot_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A 2-video, 10-frame 160x120 synthetic VOT2018 and a sharp-model checkpoint."""
-    from datasets.synthetic import write_vot_dataset
+    from siammask.datasets.synthetic import write_vot_dataset
 
     root = tmp_path_factory.mktemp("vot")
     data = str(root / "data")
@@ -140,7 +140,7 @@ def vot_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _test_args(setup: dict[str, str], *extra: str) -> argparse.Namespace:
-    from tools.test import get_args_parser
+    from siammask.tools.test import get_args_parser
 
     return get_args_parser().parse_args(["--config", CONFIG, "--resume", setup["ckpt"], "--data-root", setup["data"],
                                          "--result-dir", os.path.join(setup["root"], "results"), "--device", "cpu",
@@ -160,8 +160,8 @@ def _check_result_file(path: str, frames: int, values: int) -> None:
 
 
 def test_test_tool_end_to_end_and_eval_reads_it(vot_setup: dict[str, str], capsys: pytest.CaptureFixture) -> None:
-    from tools import eval as eval_tool
-    from tools import test as test_tool
+    from siammask.tools import eval as eval_tool
+    from siammask.tools import test as test_tool
 
     assert test_tool.main(_test_args(vot_setup, "--mask", "--refine", "--save-mask")) == 0
     out = capsys.readouterr().out
@@ -189,7 +189,7 @@ def _one_line_error(capsys: pytest.CaptureFixture) -> str:
 
 def test_test_tool_errors_are_one_line(vot_setup: dict[str, str], tmp_path: Path,
                                        capsys: pytest.CaptureFixture) -> None:
-    from tools import test as test_tool
+    from siammask.tools import test as test_tool
 
     args = _test_args(vot_setup)
     args.data_root = str(tmp_path / "nowhere")
@@ -222,7 +222,7 @@ def test_test_tool_error_exit_status_from_the_command_line(tmp_path: Path) -> No
 
 # ---------------------------------------------------------------------------------------------- tools/tune_vot.py
 def test_claim_locks(tmp_path: Path) -> None:
-    from tools.tune_vot import claim, release
+    from siammask.tools.tune_vot import claim, release
 
     path = str(tmp_path / "T" / "baseline" / "v" / "v_001.txt")
     assert claim(path) and os.path.isfile(path + ".lock")
@@ -236,7 +236,7 @@ def test_claim_locks(tmp_path: Path) -> None:
 
 
 def test_tune_vot_grid_resumes_and_reports_best(vot_setup: dict[str, str], capsys: pytest.CaptureFixture) -> None:
-    from tools import tune_vot
+    from siammask.tools import tune_vot
 
     out_dir = os.path.join(vot_setup["root"], "tune")
     argv = ["--config", CONFIG, "--resume", vot_setup["ckpt"], "--mask", "--refine", "--data-root", vot_setup["data"],

@@ -24,7 +24,7 @@ def test_tool_help(tool: Path) -> None:
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda p: p.name)
 def test_tool_import_has_no_side_effects(tool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["pytest", "--definitely-not-a-flag"])
-    module = importlib.import_module(f"tools.{tool.stem}")
+    module = importlib.import_module(f"siammask.tools.{tool.stem}")
     assert callable(module.get_args_parser) and callable(module.main)
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from tracking_helpers import StubNet, small_sharp_model
 
-from tracker import SiamMaskTracker, TargetState, get_subwindow_tracking, select_anchor
-from tracker.fast import fold_batchnorms, make_fast_model
-from utils.bbox import get_axis_aligned_bbox, mask_to_xywh, vot_rect_to_polygon8, xywh_to_cxcywh
-from utils.config import HpConfig
-from utils.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
+from siammask.tracker import SiamMaskTracker, TargetState, get_subwindow_tracking, select_anchor
+from siammask.tracker.fast import fold_batchnorms, make_fast_model
+from siammask.utils.bbox import get_axis_aligned_bbox, mask_to_xywh, vot_rect_to_polygon8, xywh_to_cxcywh
+from siammask.utils.config import HpConfig
+from siammask.utils.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
 
 HP = {"penalty_k": 0.1, "window_influence": 0.1, "lr": 0.5}
 

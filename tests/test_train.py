@@ -22,11 +22,11 @@ import pytest
 import torch
 from torch import nn
 
-from tools.train_siammask import get_args_parser, main, train_one_epoch
-from tools.train_siammask_refine import get_args_parser as refine_parser
-from utils.checkpoint import CheckpointError
-from utils.config import ClipConfig, load_config
-from utils.engine import (
+from siammask.tools.train_siammask import get_args_parser, main, train_one_epoch
+from siammask.tools.train_siammask_refine import get_args_parser as refine_parser
+from siammask.utils.checkpoint import CheckpointError
+from siammask.utils.config import ClipConfig, load_config
+from siammask.utils.engine import (
     EpochPlan,
     OptimizerSettings,
     ProgressLogger,
@@ -35,7 +35,7 @@ from utils.engine import (
     clip_gradients,
     start_epoch,
 )
-from utils.runtime import Runtime, cleanup, init_runtime, seed_everything
+from siammask.utils.runtime import Runtime, cleanup, init_runtime, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_LINE = re.compile(r"siammask_loss: (\S+) \(")
@@ -44,7 +44,7 @@ LOSS_LINE = re.compile(r"siammask_loss: (\S+) \(")
 # ------------------------------------------------------------------------------------------------------ helpers
 @pytest.fixture(scope="session")
 def builtin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from datasets.synthetic import make_builtin_data
+    from siammask.datasets.synthetic import make_builtin_data
 
     return Path(make_builtin_data(str(tmp_path_factory.mktemp("builtin")), "quick", seed=0))
 
@@ -102,8 +102,8 @@ def test_parser_defaults_and_typical_command_line() -> None:
 # ------------------------------------------------------------------------------------------------------ learning
 def test_loss_falls_on_builtin_data(builtin_root: Path, tmp_path: Path) -> None:
     """16 iterations (frozen stage, batch 4) lower the loss of a fixed batch drawn with another seed."""
-    from datasets import build_train_dataset
-    from models import build_model, compute_losses
+    from siammask.datasets import build_train_dataset
+    from siammask.models import build_model, compute_losses
 
     config = tiny_config(tmp_path, num=64)
     losses = train(tmp_path, config, builtin_root, "-b", "4", "--num-steps", "16", "--seed", "1")
@@ -193,7 +193,7 @@ def test_checkpoints_are_plain_data(resume_runs: dict[str, Any]) -> None:
 
 
 def test_resume_errors_are_one_line(builtin_root: Path, tmp_path: Path) -> None:
-    from models import build_model
+    from siammask.models import build_model
 
     config = tiny_config(tmp_path, num=4)
     text = tmp_path / "notes.txt"
@@ -237,8 +237,8 @@ class _Paired(torch.utils.data.Dataset):
 
 def _first_step(runtime: Runtime, config: str, data_root: str, batch: int) -> tuple[float, dict[str, torch.Tensor]]:
     """One training iteration through the tool's train_one_epoch; returns the logged loss and the gradients."""
-    from datasets import build_train_dataset
-    from models import build_model
+    from siammask.datasets import build_train_dataset
+    from siammask.models import build_model
 
     cfg = load_config(config)
     seed_everything(0)
@@ -298,7 +298,7 @@ def test_ddp_two_processes_equal_one_process(builtin_root: Path, tmp_path: Path)
 # ------------------------------------------------------------------------------------------------------ refine stage
 @pytest.mark.slow
 def test_refine_stage_changes_only_mask_and_refine(builtin_root: Path, tmp_path: Path) -> None:
-    from models import build_model
+    from siammask.models import build_model
 
     base_ckpt = tmp_path / "base.pth"
     torch.manual_seed(3)
@@ -361,7 +361,7 @@ def _scripted_losses(values: list[float]):
 
 
 def _stub_epoch(monkeypatch: pytest.MonkeyPatch, losses: list[float], caplog: pytest.LogCaptureFixture):
-    monkeypatch.setattr("tools.train_siammask.compute_losses", _scripted_losses(losses))
+    monkeypatch.setattr("siammask.tools.train_siammask.compute_losses", _scripted_losses(losses))
     model = _Stub()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     runtime = init_runtime("cpu", env={})

@@ -26,7 +26,7 @@ NUMERIC = {"RankSize", "BatchSize", "ActualFPS", "TrainingTime", "TrainAccuracy"
 
 @pytest.fixture(scope="session")
 def builtin_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from datasets.synthetic import make_builtin_data
+    from siammask.datasets.synthetic import make_builtin_data
 
     return Path(make_builtin_data(str(tmp_path_factory.mktemp("builtin_scripts")), "quick", seed=0))
 
@@ -88,7 +88,7 @@ def test_full_run_evaluates_each_epoch_and_reports_the_best_eao(builtin_data: Pa
 
     The VOT set is one 100-frame video: the built-in quick videos (40 frames) are shorter than VOT2018's EAO interval
     [100, 356], which would make the EAO undefined."""
-    from datasets.synthetic import write_vot_dataset
+    from siammask.datasets.synthetic import write_vot_dataset
 
     data = tmp_path / "data"
     data.mkdir()

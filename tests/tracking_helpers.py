@@ -82,7 +82,7 @@ class StubNet:
 
 def small_sharp_model() -> torch.nn.Module:
     """The sharp model in eval mode: the conformance vectors' calibrated weights when present, else seed-0 init."""
-    from models import build_model
+    from siammask.models import build_model
 
     torch.manual_seed(0)
     model = build_model({"hp": {"out_size": 127}})

@@ -27,12 +27,12 @@ from typing import Any, Iterator, Optional
 import cv2
 import numpy as np
 
-from tools.test import ToolError, build_tracker, one_line, run_tool, write_png
-from tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD, TargetState
-from utils.bbox import mask_to_xywh, xywh_to_corners4x2
-from utils.io import atomic_write_json
-from utils.mask_ops import label_map
-from utils.runtime import DEVICE_CHOICES
+from siammask.tools.test import ToolError, build_tracker, one_line, run_tool, write_png
+from siammask.tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD, TargetState
+from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
+from siammask.utils.io import atomic_write_json
+from siammask.utils.mask_ops import label_map
+from siammask.utils.runtime import DEVICE_CHOICES
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.JPG", "*.JPEG", "*.PNG")
 WINDOW = "SiamMask"

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
-from evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
+from siammask.evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
+from siammask.evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
                                plot_expected_overlap, to_json, write_json)
 
 DATASETS = ("VOT2016", "VOT2018", "VOT2019")

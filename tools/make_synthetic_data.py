@@ -16,7 +16,7 @@ import argparse
 import os
 import time
 
-from datasets.synthetic import SIZES, make_builtin_data
+from siammask.datasets.synthetic import SIZES, make_builtin_data
 
 
 def get_args_parser() -> argparse.ArgumentParser:

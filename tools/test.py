@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
-from tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD
-from utils.config import Config, load_config
-from utils.log_helper import init_log
-from utils.mask_ops import label_map
-from utils.runtime import DEVICE_CHOICES, Runtime, init_runtime
+from siammask.tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
+from siammask.tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD
+from siammask.utils.config import Config, load_config
+from siammask.utils.log_helper import init_log
+from siammask.utils.mask_ops import label_map
+from siammask.utils.runtime import DEVICE_CHOICES, Runtime, init_runtime
 
 VOT_DATASETS = ("VOT2018", "VOT2016", "VOT2019")
 
@@ -105,8 +105,8 @@ def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module
     Raises:
         ToolError: missing checkpoint, unknown architecture, or a checkpoint that does not fit.
     """
-    from models import build_model
-    from utils.checkpoint import CheckpointError, load_pretrained
+    from siammask.models import build_model
+    from siammask.utils.checkpoint import CheckpointError, load_pretrained
 
     if not os.path.isfile(resume):
         raise ToolError(f"checkpoint not found: {resume}")
@@ -130,8 +130,8 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     Raises:
         ToolError: any setup problem, with a one-line message.
     """
-    from utils.config import ConfigError
-    from utils.runtime import RuntimeSetupError
+    from siammask.utils.config import ConfigError
+    from siammask.utils.runtime import RuntimeSetupError
 
     try:
         cfg = load_config(config_path)
@@ -141,15 +141,15 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     model = load_model(cfg, resume, runtime)
     amp_dtype = runtime.amp_dtype
     if fast:
-        from tracker.fast import make_fast_model
-        from utils.runtime import amp_dtype_for
+        from siammask.tracker.fast import make_fast_model
+        from siammask.utils.runtime import amp_dtype_for
 
         amp_dtype = amp_dtype_for(runtime.device.type)
         model = make_fast_model(model, amp_dtype, channels_last=True)
         channels_last = True
     hp = cfg.hp
     if hp_overrides:
-        from utils.config import load_hp
+        from siammask.utils.config import load_hp
 
         try:
             hp = load_hp(config_path, hp_overrides)
@@ -164,18 +164,18 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
 
 
 def load_dataset(name: str, data_root: str) -> Any:
-    """evaluation.load_vot_dataset with its DatasetError turned into a ToolError."""
-    from evaluation import DatasetError, load_vot_dataset
+    """evaluation.load_vot_dataset with its BenchmarkError turned into a ToolError."""
+    from siammask.evaluation import BenchmarkError, load_vot_dataset
 
     try:
         return load_vot_dataset(name, data_root)
-    except DatasetError as e:
+    except BenchmarkError as e:
         raise ToolError(one_line(e)) from None
 
 
 def write_png(path: str, image: np.ndarray) -> None:
     """Write a PNG atomically (encoded in memory, then tmp file + rename)."""
-    from utils.io import atomic_path
+    from siammask.utils.io import atomic_path
 
     ok, data = cv2.imencode(".png", image)
     if not ok:
@@ -216,7 +216,7 @@ class _Visualiser:
 
 def _frame_callback(video: Any, vis: _Visualiser, mask_dir: Optional[str],
                     seg_thr: float) -> Callable[[int, np.ndarray, Any, Any], None]:
-    from tracker.vot import FAILURE, gt_polygon8
+    from siammask.tracker.vot import FAILURE, gt_polygon8
 
     lost = [0]
 

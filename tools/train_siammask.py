@@ -28,11 +28,11 @@ from typing import Iterable
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from datasets import DatasetError, build_train_dataset
-from models import build_model, compute_losses
-from utils.checkpoint import CheckpointError, load_pretrained
-from utils.config import Config, ConfigError, load_config
-from utils.engine import (
+from siammask.datasets import DataError, build_train_dataset
+from siammask.models import build_model, compute_losses
+from siammask.utils.checkpoint import CheckpointError, load_pretrained
+from siammask.utils.config import Config, ConfigError, load_config
+from siammask.utils.engine import (
     LOSS_METERS,
     MAX_CONSECUTIVE_SKIPS,
     EpochPlan,
@@ -50,14 +50,14 @@ from utils.engine import (
     start_epoch,
     steps_per_epoch,
 )
-from utils.log_helper import init_log, log_environment
-from utils.lr_scheduler import lr_spaces
-from utils.runtime import Runtime, RuntimeSetupError, cleanup, init_runtime, main_process_first, seed_everything, unwrap
+from siammask.utils.log_helper import init_log, log_environment
+from siammask.utils.lr_scheduler import lr_spaces
+from siammask.utils.runtime import Runtime, RuntimeSetupError, cleanup, init_runtime, main_process_first, seed_everything, unwrap
 
 STAGES = {"base": ("experiments/siammask_base/config.json", "siammask_base"),
           "refine": ("experiments/siammask_sharp/config.json", "siammask_sharp")}
 DEFAULT_BACKBONE = "models/resnet.model"  # where the Ascend port expected the ImageNet backbone
-ERRORS = (ConfigError, CheckpointError, DatasetError, RuntimeSetupError, TrainingError)
+ERRORS = (ConfigError, CheckpointError, DataError, RuntimeSetupError, TrainingError)
 
 
 def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.ArgumentParser:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools.train_siammask import ERRORS, main
-from tools.train_siammask import get_args_parser as _training_parser
+from siammask.tools.train_siammask import ERRORS, main
+from siammask.tools.train_siammask import get_args_parser as _training_parser
 
 __all__ = ["get_args_parser", "main"]
 

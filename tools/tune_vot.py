@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from tools.test import VOT_DATASETS, ToolError, build_tracker, load_dataset, one_line, run_tool
-from tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
-from tracker.vot import read_image
-from utils.runtime import DEVICE_CHOICES
+from siammask.tools.test import VOT_DATASETS, ToolError, build_tracker, load_dataset, one_line, run_tool
+from siammask.tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
+from siammask.tracker.vot import read_image
+from siammask.utils.runtime import DEVICE_CHOICES
 
 LOCK_SUFFIX = ".lock"
 
@@ -246,9 +246,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     complete = complete_combos(out_root, names, [v.name for v in dataset])
     if not complete:
         raise ToolError(f"no combination has results for every video in {out_root}")
-    from evaluation import evaluate_trackers
-    from evaluation.errors import ResultError
-    from evaluation.report import format_summary_table, sort_by_eao
+    from siammask.evaluation import evaluate_trackers
+    from siammask.evaluation.errors import ResultError
+    from siammask.evaluation.report import format_summary_table, sort_by_eao
 
     try:
         evals = evaluate_trackers(dataset, out_root, complete, workers=args.num_workers)

@@ -18,8 +18,8 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from datasets import SiamMaskDataset, build_train_dataset
-from utils.config import load_config
+from siammask.datasets import SiamMaskDataset, build_train_dataset
+from siammask.utils.config import load_config
 
 
 def get_args_parser() -> argparse.ArgumentParser:

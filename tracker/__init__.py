@@ -1,7 +1,7 @@
 """SiamMask tracker (per-target state, batched multi-target tracking) and the VOT reset protocol."""
-from tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker, TargetState, TrackResult
-from tracker.siammask_tracker import get_subwindow_tracking, select_anchor
-from tracker.vot import VOTSequenceResult, run_vot_sequence, vot_result_path, write_vot_result
+from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker, TargetState, TrackResult
+from .siammask_tracker import get_subwindow_tracking, select_anchor
+from .vot import VOTSequenceResult, run_vot_sequence, vot_result_path, write_vot_result
 
 __all__ = ["DEFAULT_LOST_THRESHOLD", "SiamMaskTracker", "TargetState", "TrackResult", "VOTSequenceResult",
            "get_subwindow_tracking", "run_vot_sequence", "select_anchor", "vot_result_path", "write_vot_result"]

@@ -40,11 +40,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils.anchors import cosine_window, tracker_anchors
-from utils.bbox import cxcywh_to_xywh, mask_to_xywh, xywh_to_corners4x2, xywh_to_cxcywh
-from utils.config import AnchorsConfig, Config, HpConfig, load_hp
-from utils.mask_ops import mask_window_in_image, paste_mask, polygon_from_mask
-from utils.runtime import Runtime
+from siammask.utils.anchors import cosine_window, tracker_anchors
+from siammask.utils.bbox import cxcywh_to_xywh, mask_to_xywh, xywh_to_corners4x2, xywh_to_cxcywh
+from siammask.utils.config import AnchorsConfig, Config, HpConfig, load_hp
+from siammask.utils.mask_ops import mask_window_in_image, paste_mask, polygon_from_mask
+from siammask.utils.runtime import Runtime
 
 #: Default `lost` threshold on the best anchor's foreground probability.
 DEFAULT_LOST_THRESHOLD = 0.3

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.config import AnchorsConfig
+from .config import AnchorsConfig
 
 
 def base_anchors(cfg: AnchorsConfig) -> np.ndarray:

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .errors import SiamMaskError
+
 PathLike = str | os.PathLike
 
 #: Globals a checkpoint may need beyond plain tensors and containers (numpy scalars and arrays, e.g. a saved
@@ -62,7 +64,7 @@ PYSOT_PREFIX_MAP: tuple[tuple[str, str], ...] = (
 _MAX_LISTED = 8
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SiamMaskError):
     """A checkpoint file is missing, unreadable, or does not match the model."""
 
 

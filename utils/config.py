@@ -20,8 +20,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from .errors import SiamMaskError
 
-class ConfigError(ValueError):
+
+class ConfigError(SiamMaskError):
     """A config file is missing, malformed, or holds an unknown key or a value of the wrong type."""
 
 

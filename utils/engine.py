@@ -31,12 +31,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from utils.average_meter import AverageMeter
-from utils.checkpoint import CheckpointError, load_checkpoint
-from utils.config import ClipConfig, Config
-from utils.io import atomic_path, atomic_torch_save
-from utils.lr_scheduler import EpochLRScheduler, build_lr_scheduler
-from utils.runtime import Runtime, unwrap, worker_init_fn
+from .average_meter import AverageMeter
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ClipConfig, Config
+from .errors import SiamMaskError
+from .io import atomic_path, atomic_torch_save
+from .lr_scheduler import EpochLRScheduler, build_lr_scheduler
+from .runtime import Runtime, unwrap, worker_init_fn
 
 #: Meters of the per-iteration line, in the original's order.
 METER_NAMES = ("batch_time", "data_time", "rpn_cls_loss", "rpn_loc_loss", "rpn_mask_loss", "siammask_loss",
@@ -51,7 +52,7 @@ MAX_CONSECUTIVE_SKIPS = 20
 CHECKPOINT_FORMAT = 1
 
 
-class TrainingError(RuntimeError):
+class TrainingError(SiamMaskError):
     """A training run cannot start or go on (one-line message for the command line)."""
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 import colorama
 
-from utils.runtime import Runtime, versions
+from .runtime import Runtime, versions
 
 LOG_FORMAT = "[%(asctime)s-rk{rank}-%(filename)s#%(lineno)3d] %(message)s"
 _COLORS = {logging.WARNING: colorama.Fore.YELLOW, logging.ERROR: colorama.Fore.RED,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from utils.config import LrConfig, WarmupConfig
+from .config import LrConfig, WarmupConfig
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ from typing import Any, Iterator, Mapping, Optional
 import numpy as np
 import torch
 
+from .errors import SiamMaskError
+
 DEVICE_CHOICES = ("auto", "npu", "cuda", "cpu")
 BACKENDS = {"npu": "hccl", "cuda": "nccl", "cpu": "gloo"}
 
 
-class RuntimeSetupError(RuntimeError):
+class RuntimeSetupError(SiamMaskError):
     """The requested device or distributed setup is not available (one-line message)."""
 
 

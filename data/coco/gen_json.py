@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.coco import SUBSETS, gen_json_coco
-from datasets.prep.common import run_cli
+from siammask.datasets.prep.coco import SUBSETS, gen_json_coco
+from siammask.datasets.prep.common import run_cli
 
 
 def get_args_parser() -> argparse.ArgumentParser:

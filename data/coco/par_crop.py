@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.coco import SUBSETS, crop_coco
-from datasets.prep.common import add_common_args, run_cli
+from siammask.datasets.prep.coco import SUBSETS, crop_coco
+from siammask.datasets.prep.common import add_common_args, run_cli
 
 
 def get_args_parser() -> argparse.ArgumentParser:

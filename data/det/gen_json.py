@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.common import run_cli
-from datasets.prep.det import gen_json_det
+from siammask.datasets.prep.common import run_cli
+from siammask.datasets.prep.det import gen_json_det
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.common import run_cli
-from datasets.prep.vid import gen_json_vid
+from siammask.datasets.prep.common import run_cli
+from siammask.datasets.prep.vid import gen_json_vid
 
 
 def get_args_parser() -> argparse.ArgumentParser:

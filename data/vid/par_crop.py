@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.common import add_common_args, run_cli
-from datasets.prep.vid import crop_vid
+from siammask.datasets.prep.common import add_common_args, run_cli
+from siammask.datasets.prep.vid import crop_vid
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.common import run_cli
-from datasets.prep.ytb_vos import gen_json_ytb_vos
+from siammask.datasets.prep.common import run_cli
+from siammask.datasets.prep.ytb_vos import gen_json_ytb_vos
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.prep.common import add_common_args, run_cli
-from datasets.prep.ytb_vos import crop_ytb_vos
+from siammask.datasets.prep.common import add_common_args, run_cli
+from siammask.datasets.prep.ytb_vos import crop_ytb_vos
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from datasets.crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
-from datasets.errors import DatasetError
-from datasets.prep.common import (MASK_PNG_PARAMS, atomic_imwrite, parallel_map, read_image_checked,
+from ..crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
+from ..errors import DataError
+from .common import (MASK_PNG_PARAMS, atomic_imwrite, parallel_map, read_image_checked,
                                   require_file, write_json)
 
 SUBSETS = ("val2017", "train2017")
@@ -31,7 +31,7 @@ MASK_THRESHOLD = 0.5
 
 
 def load_coco(data_dir: str, subset: str) -> Any:
-    """pycocotools COCO object of `<data_dir>/annotations/instances_<subset>.json` (DatasetError when missing)."""
+    """pycocotools COCO object of `<data_dir>/annotations/instances_<subset>.json` (DataError when missing)."""
     from pycocotools.coco import COCO
 
     path = require_file(os.path.join(data_dir, "annotations", f"instances_{subset}.json"),
@@ -39,7 +39,7 @@ def load_coco(data_dir: str, subset: str) -> Any:
     try:
         return COCO(path)
     except (ValueError, KeyError, TypeError, AssertionError) as e:
-        raise DatasetError(f"{path}: malformed COCO annotation file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: malformed COCO annotation file ({type(e).__name__}: {e})") from None
 
 
 def ann_to_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.errors import DatasetError
-from utils.io import atomic_path, atomic_write_text
+from ..errors import DataError
+from siammask.utils.io import atomic_path, atomic_write_text
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,7 +31,7 @@ def parallel_map(fn: Callable[[T], R], tasks: Sequence[T], num_workers: int = 0,
                  progress: bool = True) -> list[R]:
     """``[fn(t) for t in tasks]`` over `num_workers` processes (in this process when <= 1), with a tqdm bar.
 
-    Results keep the order of `tasks`. The first exception of a task is raised here (a :class:`DatasetError`
+    Results keep the order of `tasks`. The first exception of a task is raised here (a :class:`DataError`
     keeps its one-line message). Workers are spawned, not forked: a forked child of a process that already used
     OpenCV's thread pool can deadlock in OpenCV, so `fn` and the tasks must be picklable (module-level).
     """
@@ -74,7 +74,7 @@ def atomic_imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> 
     ext = os.path.splitext(path)[1]
     ok, buf = cv2.imencode(ext, image, list(params))
     if not ok:
-        raise DatasetError(f"{path}: cannot encode image")
+        raise DataError(f"{path}: cannot encode image")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
 
@@ -85,29 +85,29 @@ def all_exist(paths: Iterable[str]) -> bool:
 
 
 def require_dir(path: str, what: str) -> str:
-    """`path` if it is a folder, else :class:`DatasetError` ("<path>: <what> not found")."""
+    """`path` if it is a folder, else :class:`DataError` ("<path>: <what> not found")."""
     if not os.path.isdir(path):
-        raise DatasetError(f"{path}: {what} not found")
+        raise DataError(f"{path}: {what} not found")
     return path
 
 
 def require_file(path: str, what: str) -> str:
-    """`path` if it is a file, else :class:`DatasetError`."""
+    """`path` if it is a file, else :class:`DataError`."""
     if not os.path.isfile(path):
-        raise DatasetError(f"{path}: {what} not found")
+        raise DataError(f"{path}: {what} not found")
     return path
 
 
 def read_json(path: str, what: str) -> Any:
-    """Load a json file, or raise :class:`DatasetError` naming it."""
+    """Load a json file, or raise :class:`DataError` naming it."""
     require_file(path, what)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise DataError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot read {what} ({e})") from None
+        raise DataError(f"{path}: cannot read {what} ({e})") from None
 
 
 def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
@@ -116,20 +116,20 @@ def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
 
 
 def read_image_checked(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """cv2 read that raises :class:`DatasetError` naming the file when it is missing or does not decode."""
+    """cv2 read that raises :class:`DataError` naming the file when it is missing or does not decode."""
     if not os.path.isfile(path):
-        raise DatasetError(f"{path}: image not found")
+        raise DataError(f"{path}: image not found")
     image = cv2.imread(path, flags)
     if image is None:
-        raise DatasetError(f"{path}: cannot decode image")
+        raise DataError(f"{path}: cannot decode image")
     return image
 
 
 def run_cli(main: Callable[[Any], None], args: Any) -> int:
-    """Run a preparation step's `main(args)`; a :class:`DatasetError` becomes one line on stderr and exit code 1."""
+    """Run a preparation step's `main(args)`; a :class:`DataError` becomes one line on stderr and exit code 1."""
     try:
         main(args)
-    except DatasetError as e:
+    except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,9 +18,9 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from datasets.crop import crop_like_siamfc, mean_color
-from datasets.errors import DatasetError
-from datasets.prep.common import atomic_imwrite, parallel_map, read_image_checked, require_dir, write_json
+from ..crop import crop_like_siamfc, mean_color
+from ..errors import DataError
+from .common import atomic_imwrite, parallel_map, read_image_checked, require_dir, write_json
 
 ANNO_SUBDIR = os.path.join("ILSVRC2015", "Annotations", "DET", "train")
 DATA_SUBDIR = os.path.join("ILSVRC2015", "Data", "DET", "train")
@@ -30,21 +30,21 @@ def parse_xml_boxes(path: str) -> list[list[int]]:
     """[xmin, ymin, xmax, ymax] of every <object> of an ILSVRC annotation file.
 
     Raises:
-        DatasetError: the file is missing, not XML, or an object lacks a numeric bndbox.
+        DataError: the file is missing, not XML, or an object lacks a numeric bndbox.
     """
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: annotation XML not found") from None
+        raise DataError(f"{path}: annotation XML not found") from None
     except ET.ParseError as e:
-        raise DatasetError(f"{path}: malformed XML ({e})") from None
+        raise DataError(f"{path}: malformed XML ({e})") from None
     boxes = []
     for obj in root.findall("object"):
         box = obj.find("bndbox")
         try:
             boxes.append([int(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])  # type: ignore[union-attr]
         except (AttributeError, TypeError, ValueError):
-            raise DatasetError(f"{path}: an <object> has no numeric bndbox xmin/ymin/xmax/ymax") from None
+            raise DataError(f"{path}: an <object> has no numeric bndbox xmin/ymin/xmax/ymax") from None
     return boxes
 
 
@@ -57,7 +57,7 @@ def list_det_xmls(data_dir: str) -> list[tuple[str, str]]:
         xmls = sorted(glob.glob(os.path.join(folder, "*.xml")) + glob.glob(os.path.join(folder, "*", "*.xml")))
         out.extend((subset, x) for x in xmls)
     if not out:
-        raise DatasetError(f"{base}: no DET annotation XML found")
+        raise DataError(f"{base}: no DET annotation XML found")
     return out
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from datasets.crop import crop_like_siamfc, mean_color
-from datasets.errors import DatasetError
-from datasets.prep.common import (atomic_imwrite, parallel_map, read_image_checked, read_json,
+from ..crop import crop_like_siamfc, mean_color
+from ..errors import DataError
+from .common import (atomic_imwrite, parallel_map, read_image_checked, read_json,
                                   require_dir, write_json)
 
 ANNO_SUBDIR = os.path.join("ILSVRC2015", "Annotations", "VID", "train")
@@ -40,9 +40,9 @@ def parse_frame_xml(path: str) -> dict[str, Any]:
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: annotation XML not found") from None
+        raise DataError(f"{path}: annotation XML not found") from None
     except ET.ParseError as e:
-        raise DatasetError(f"{path}: malformed XML ({e})") from None
+        raise DataError(f"{path}: malformed XML ({e})") from None
     try:
         size = root.find("size")
         frame_sz = [int(size.find("width").text), int(size.find("height").text)]  # type: ignore[union-attr]
@@ -57,7 +57,7 @@ def parse_frame_xml(path: str) -> dict[str, Any]:
                 "occ": int(occluded.text) if occluded is not None else 0,  # type: ignore[arg-type]
             })
     except (AttributeError, TypeError, ValueError):
-        raise DatasetError(f"{path}: missing or non-numeric size/bndbox/trackid element") from None
+        raise DataError(f"{path}: missing or non-numeric size/bndbox/trackid element") from None
     stem = os.path.splitext(os.path.basename(path))[0]
     return {"frame_sz": frame_sz, "img_path": stem + ".JPEG", "objs": objs}
 
@@ -70,7 +70,7 @@ def list_vid_snippets(data_dir: str) -> list[tuple[str, str]]:
         folder = os.path.join(base, subset)
         out.extend((subset, v) for v in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, v)))
     if not out:
-        raise DatasetError(f"{base}: no VID snippet folder found")
+        raise DataError(f"{base}: no VID snippet folder found")
     return out
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import cv2
 
-from datasets.errors import DatasetError
-from datasets.prep.common import require_dir, require_file
+from ..errors import DataError
+from .common import require_dir, require_file
 
 VOT_TAGS = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
 
@@ -38,7 +38,7 @@ def _read_numbers(path: str) -> list[list[float]]:
             try:
                 rows.append([float(v) for v in re.split(r"[,\s]+", line)])
             except ValueError:
-                raise DatasetError(f"{path}: line {lineno} is not a list of numbers") from None
+                raise DataError(f"{path}: line {lineno} is not a list of numbers") from None
     return rows
 
 
@@ -55,7 +55,7 @@ def create_vot_json(dataset_dir: str) -> dict[str, dict[str, Any]]:
     """Metadata of every sequence listed in `<dataset_dir>/list.txt` (see module docstring).
 
     Raises:
-        DatasetError: list.txt, a sequence folder, its groundtruth or its images are missing.
+        DataError: list.txt, a sequence folder, its groundtruth or its images are missing.
     """
     list_path = require_file(os.path.join(dataset_dir, "list.txt"), "sequence list")
     with open(list_path, encoding="utf-8") as f:
@@ -65,14 +65,14 @@ def create_vot_json(dataset_dir: str) -> dict[str, dict[str, Any]]:
         folder = require_dir(os.path.join(dataset_dir, video), f"sequence '{video}' listed in {list_path}")
         gt = _read_numbers(require_file(os.path.join(folder, "groundtruth.txt"), "groundtruth"))
         if not gt:
-            raise DatasetError(f"{os.path.join(folder, 'groundtruth.txt')}: empty groundtruth")
+            raise DataError(f"{os.path.join(folder, 'groundtruth.txt')}: empty groundtruth")
         images = sorted(glob.glob(os.path.join(folder, "color", "*.jpg"))) or sorted(
             glob.glob(os.path.join(folder, "*.jpg")))
         if not images:
-            raise DatasetError(f"{folder}: no .jpg frames (looked in color/ and the folder itself)")
+            raise DataError(f"{folder}: no .jpg frames (looked in color/ and the folder itself)")
         first = cv2.imread(images[0])
         if first is None:
-            raise DatasetError(f"{images[0]}: cannot decode image")
+            raise DataError(f"{images[0]}: cannot decode image")
         entry: dict[str, Any] = {
             "video_dir": video,
             "init_rect": gt[0],

@@ -29,9 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from datasets.crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
-from datasets.errors import DatasetError
-from datasets.prep.common import (MASK_PNG_PARAMS, all_exist, atomic_imwrite, parallel_map, read_image_checked,
+from ..crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
+from ..errors import DataError
+from .common import (MASK_PNG_PARAMS, all_exist, atomic_imwrite, parallel_map, read_image_checked,
                                   read_json, require_dir, write_json)
 
 MIN_PIXELS = 1000  # the original's minimum instance area
@@ -43,18 +43,18 @@ def read_label_png(path: str) -> np.ndarray:
     """Instance-id map of an annotation PNG: palette indices for a palette PNG, else the grey level.
 
     Raises:
-        DatasetError: missing or undecodable file.
+        DataError: missing or undecodable file.
     """
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
-        raise DatasetError(f"{path}: annotation PNG not found")
+        raise DataError(f"{path}: annotation PNG not found")
     try:
         with Image.open(path) as im:
             if im.mode in ("P", "L", "I", "I;16", "1"):
                 return np.asarray(im).astype(np.int32)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DatasetError(f"{path}: cannot decode annotation PNG ({e})") from None
+        raise DataError(f"{path}: cannot decode annotation PNG ({e})") from None
     return read_image_checked(path, cv2.IMREAD_GRAYSCALE).astype(np.int32)
 
 
@@ -109,16 +109,16 @@ def parse_ytb_vos(data_dir: str, num_train: int = TRAIN_VIDEOS, min_pixels: int 
     meta_path = os.path.join(train_dir, "meta.json")
     meta = read_json(meta_path, "YouTube-VOS meta.json")
     if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
-        raise DatasetError(f"{meta_path}: missing the 'videos' object")
+        raise DataError(f"{meta_path}: missing the 'videos' object")
     tasks = []
     for video in sorted(meta["videos"]):
         objects = meta["videos"][video].get("objects") if isinstance(meta["videos"][video], dict) else None
         if not isinstance(objects, dict):
-            raise DatasetError(f"{meta_path}: video '{video}' has no 'objects' object")
+            raise DataError(f"{meta_path}: video '{video}' has no 'objects' object")
         frames: set[str] = set()
         for obj_id, obj in objects.items():
             if not isinstance(obj, dict) or not isinstance(obj.get("frames"), list):
-                raise DatasetError(f"{meta_path}: video '{video}' object '{obj_id}' has no 'frames' list")
+                raise DataError(f"{meta_path}: video '{video}' object '{obj_id}' has no 'frames' list")
             frames.update(str(f) for f in obj["frames"])
         tasks.append(_ParseTask(ann_dir, video, tuple(sorted(frames)), min_pixels))
     results = parallel_map(_parse_video, tasks, num_workers, desc="parse ytb_vos", progress=progress)

@@ -47,7 +47,7 @@ def _load_backend() -> tuple[str, ModuleType]:
         except ImportError as exc:
             if wanted == "cython":
                 raise ImportError(
-                    f"{_BACKEND_ENV}=cython but the extension utils.region._region_ext is not built "
+                    f"{_BACKEND_ENV}=cython but the extension siammask.utils.region._region_ext is not built "
                     f"(run `bash make.sh`): {exc}") from exc
         else:
             return "cython", _region_ext
