@@ -1,51 +1,177 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, result or JSON file.
+"""File I/O shared by every package: atomic writes, output folders checked up front, JSON and image reads.
 
-Each writer writes to a temporary file in the destination folder and renames it over the final name with
-`os.replace`, which is atomic on POSIX and Windows.
+* Every writer writes to a temporary file beside the target (``.<name>.<random>.tmp``) and renames it over the final
+  name with ``os.replace`` (atomic on POSIX and Windows): a reader never sees a half-written checkpoint, result,
+  mask or JSON file. The file gets the permissions ``open()`` gives (0666 less the umask), not ``mkstemp``'s 0600.
+* A failing write (read-only folder, full disk, a path under a regular file) raises :class:`OutputError` naming the
+  target file, never the temporary one, and leaves the previous file under that name intact.
+* :func:`ensure_output_dir` is what a tool calls for each output folder **before** it starts its work.
+* :func:`read_json` and :func:`read_image` raise the caller's error class with a one-line message naming the file.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
+import io
 import json
 import os
-import tempfile
-from typing import Any, Iterator, Union
+import secrets
+from typing import Any, Iterator, Optional, Sequence, Union
+
+from .errors import OutputError, SiamMaskError
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+_PROBE_BYTES = 4096  # a probe that needs a data block: creating an empty file can succeed on a full disk
+
+
+def _describe(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def temporary_pattern(path: PathLike) -> str:
+    """The glob of the temporaries the atomic writers create for `path` (for removing stale ones)."""
+    path = os.fspath(path)
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{glob.escape(os.path.basename(path))}.*.tmp")
+
+
+def remove_stale_temporaries(folder: PathLike, name_glob: str = "*") -> list[str]:
+    """Remove the writers' temporaries of files matching `name_glob` in `folder` (left by a killed run)."""
+    removed = []
+    for tmp in glob.glob(os.path.join(os.fspath(folder), f".{name_glob}.*.tmp")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+            removed.append(tmp)
+    return removed
+
+
+def ensure_output_dir(path: PathLike, what: str = "output folder") -> str:
+    """Create folder `path` if needed and check that a file can be written there; returns the path.
+
+    Args:
+        what: how the user named it, for the message (a flag such as ``--save-dir``).
+
+    Raises:
+        OutputError: the path is under a regular file, is not a folder, is read-only or its disk is full.
+    """
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{what} {path}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"{what} {path}: a parent of it is a regular file") from None
+    except OSError as e:
+        raise OutputError(f"{what} {path}: cannot create it ({_describe(e)})") from None
+    probe = os.path.join(path, f".siammask-write-probe.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * _PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise OutputError(f"{what} {path}: not writable ({_describe(e)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+    return path
 
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[str]:
-    """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed."""
+    """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed.
+
+    The body should only write the temporary file: an ``OSError`` raised in it becomes :class:`OutputError` naming
+    `path`.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask's permissions
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {_describe(e)}") from None
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise OutputError(f"cannot write {path}: {_describe(e)}") from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
 
 
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: PathLike, data: Any, indent: int = 2) -> None:
-    """Write `data` as JSON to `path` atomically."""
-    atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+def atomic_write_json(path: PathLike, data: Any, indent: Optional[int] = 2, **kwargs: Any) -> None:
+    """Write `data` as JSON to `path` atomically (``kwargs`` go to ``json.dumps``, e.g. ``sort_keys``)."""
+    atomic_write_text(path, json.dumps(data, indent=indent, **kwargs) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    """torch.save `obj` to `path` atomically (the file is complete or absent)."""
+    """torch.save `obj` to `path` atomically (the file is complete or absent).
+
+    The object is serialised in memory first, so that a full disk is a plain ``OSError`` of the write (named
+    `path`), not torch's ``unexpected pos`` from inside its zip writer.
+    """
     import torch  # here, so that torch-free users of this module (the evaluation package) do not load it
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def atomic_write_image(path: PathLike, image: Any, params: Sequence[int] = ()) -> None:
+    """Encode `image` (cv2 layout, BGR or single channel) by the extension of `path` and write it atomically.
+
+    Args:
+        params: cv2.imencode parameters (e.g. ``(cv2.IMWRITE_PNG_BILEVEL, 1)``).
+    """
+    import cv2
+
+    path = os.fspath(path)
+    ok, buf = cv2.imencode(os.path.splitext(path)[1] or ".png", image, list(params))
+    if not ok:
+        raise OutputError(f"cannot encode {path} as an image")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def read_json(path: PathLike, what: str = "file", error: type[SiamMaskError] = SiamMaskError) -> Any:
+    """Load a JSON file, or raise `error` with one line naming it (missing, unreadable, invalid JSON)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise error(f"{path}: {what} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: cannot read {what} ({e})") from None
+
+
+def read_image(path: PathLike, flags: Optional[int] = None, error: type[SiamMaskError] = SiamMaskError) -> Any:
+    """cv2.imread (BGR uint8 HWC by default) that raises `error` naming the file when it is missing or undecodable."""
+    import cv2
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise error(f"{path}: image not found")
+    image = cv2.imread(path, cv2.IMREAD_COLOR if flags is None else flags)
+    if image is None:
+        raise error(f"{path}: cannot decode image")
+    return image
