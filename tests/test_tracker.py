@@ -14,7 +14,7 @@ from siammask.tracker import SiamMaskTracker, TargetState, get_subwindow_trackin
 from siammask.tracker.fast import fold_batchnorms, make_fast_model
 from siammask.utils.bbox import get_axis_aligned_bbox, mask_to_xywh, vot_rect_to_polygon8, xywh_to_cxcywh
 from siammask.utils.config import HpConfig
-from siammask.utils.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
+from siammask.tracker.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
 
 HP = {"penalty_k": 0.1, "window_influence": 0.1, "lr": 0.5}
 
@@ -99,16 +99,16 @@ def test_penalty_and_window_hand_case() -> None:
     pos, sz = np.array([10.0, 20.0]), np.array([32.0, 32.0])
     pick = select_anchor(delta, score, anchor, np.ones(2), pos, sz, 2.0,
                          _hp(penalty_k=0.5, window_influence=0.2, lr=0.4), 1)
-    np.testing.assert_allclose(pick["penalty"], [1.0, 0.606531], atol=1e-6)
-    np.testing.assert_allclose(pick["pscore"], [0.92, 0.6609632], atol=1e-6)
-    assert pick["index"] == 0
-    np.testing.assert_allclose(pick["target_sz"], [32.0, 32.0])  # lr = 1*0.9*0.4, pred = target -> unchanged
+    np.testing.assert_allclose(pick.penalty, [1.0, 0.606531], atol=1e-6)
+    np.testing.assert_allclose(pick.pscore, [0.92, 0.6609632], atol=1e-6)
+    assert pick.index == 0
+    np.testing.assert_allclose(pick.target_sz, [32.0, 32.0])  # lr = 1*0.9*0.4, pred = target -> unchanged
     pick = select_anchor(delta, score, anchor, np.array([0.0, 1.0]), pos, sz, 2.0,
                          _hp(penalty_k=0.5, window_influence=0.5, lr=0.4), 1)
-    assert pick["index"] == 1 and pick["anchor"] == 1 and (pick["row"], pick["col"]) == (0, 0)
-    np.testing.assert_allclose(pick["pscore"], [0.45, 0.7881022], atol=1e-6)
-    np.testing.assert_allclose(pick["target_sz"], [39.37542, 39.37542], atol=1e-5)
-    np.testing.assert_allclose(pick["target_pos"], [14.0, 18.0], atol=1e-6)
+    assert pick.index == 1 and pick.anchor == 1 and (pick.row, pick.col) == (0, 0)
+    np.testing.assert_allclose(pick.pscore, [0.45, 0.7881022], atol=1e-6)
+    np.testing.assert_allclose(pick.target_sz, [39.37542, 39.37542], atol=1e-5)
+    np.testing.assert_allclose(pick.target_pos, [14.0, 18.0], atol=1e-6)
 
 
 def test_ratio_penalty_hand_case() -> None:
@@ -120,7 +120,7 @@ def test_ratio_penalty_hand_case() -> None:
     anchor = np.array([[0, 0, 32, 128]], np.float32)
     pick = select_anchor(np.zeros((4, 1), np.float32), np.array([1.0], np.float32), anchor, np.zeros(1),
                          np.array([0.0, 0.0]), np.array([32.0, 32.0]), 2.0, _hp(penalty_k=0.1, lr=0.0), 1)
-    np.testing.assert_allclose(pick["penalty"], [0.685937], atol=1e-6)
+    np.testing.assert_allclose(pick.penalty, [0.685937], atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- crops
