@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from siammask.utils.anchors import box_iou_x1y1x2y2, training_anchors
-from siammask.utils.config import AnchorsConfig, AnchorTargetConfig
+from ..utils.anchors import box_iou_x1y1x2y2, training_anchors
+from ..utils.config import AnchorsConfig, AnchorTargetConfig, response_size
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,13 @@ class AnchorTarget:
         window = np.zeros((self.anchor_num, size, size), dtype=bool)
         window[:, lo:hi, lo:hi] = True
         self._neg_pair_candidates = np.flatnonzero(window)  # flat indices into (A, S, S)
+
+    @classmethod
+    def for_crops(cls, cfg: AnchorTargetConfig, anchors_cfg: AnchorsConfig, search_size: int, template_size: int,
+                  base_size: int) -> "AnchorTarget":
+        """The anchor target of a `search_size` / `template_size` pair: map side from :func:`response_size`."""
+        return cls(cfg, anchors_cfg, search_size,
+                   response_size(search_size, template_size, anchors_cfg.stride, base_size))
 
     @property
     def shape(self) -> tuple[int, int, int]:

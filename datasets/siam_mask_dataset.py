@@ -47,7 +47,7 @@ from .crop import target_box_in_crop
 from .errors import DataError
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
-from siammask.utils.config import AnchorsConfig, Config, DatasetsConfig
+from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
@@ -118,7 +118,7 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.skip_bad = cfg.skip_bad if skip_bad is None else bool(skip_bad)
-        expected = (cfg.search_size - cfg.template_size) // anchors_cfg.stride + 1 + cfg.base_size
+        expected = response_size(cfg.search_size, cfg.template_size, anchors_cfg.stride, cfg.base_size)
         if cfg.size != expected:
             raise DataError(f"dataset config: size {cfg.size} != (search_size - template_size) / stride + 1 + "
                                f"base_size = {expected}")
@@ -137,7 +137,8 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         aug = cfg.augmentation
         self.template_aug = Augmentation(aug.template, cfg.template_size)
         self.search_aug = Augmentation(aug.search, cfg.search_size)
-        self.anchor_target = AnchorTarget(cfg.anchor_target, anchors_cfg, cfg.search_size, cfg.size)
+        self.anchor_target = AnchorTarget.for_crops(cfg.anchor_target, anchors_cfg, cfg.search_size, cfg.template_size,
+                                                   cfg.base_size)
         # [0] = epoch, [1:] = bad-sample counts per process; shared with DataLoader workers (fork or spawn)
         self._shared = torch.zeros(1 + COUNTER_SLOTS, dtype=torch.int64).share_memory_()
         self._setup_pid = -1  # process that ran _process_setup (DataLoader workers are new processes)

@@ -12,10 +12,10 @@ from .benchmark import TrackerEvaluation, evaluate_tracker, evaluate_trackers
 from .eao import EAO_INTERVALS, SKIPPING, EAOResult, eao_interval, eval_eao, expected_overlap_curve
 from .errors import BenchmarkError, EvaluationError, ResultError
 from .results import list_trackers, load_tracker_trajectories, load_trajectory, trajectory_files
-from .vot import VOT_ATTRIBUTES, VOT_TAGS, VOTDataset, VOTVideo, find_dataset_json, load_vot_dataset
+from .vot import VOT_ATTRIBUTES, VOT_DATASETS, VOT_TAGS, VOTDataset, VOTVideo, find_dataset_json, load_vot_dataset
 
 __all__ = [
-    "BURNIN", "SKIPPING", "EAO_INTERVALS", "VOT_ATTRIBUTES", "VOT_TAGS",
+    "BURNIN", "SKIPPING", "EAO_INTERVALS", "VOT_ATTRIBUTES", "VOT_DATASETS", "VOT_TAGS",
     "ARResult", "EAOResult", "TrackerEvaluation", "VOTDataset", "VOTVideo",
     "EvaluationError", "BenchmarkError", "ResultError",
     "load_vot_dataset", "find_dataset_json", "list_trackers", "trajectory_files", "load_trajectory",

@@ -23,8 +23,11 @@ import numpy as np
 
 from .errors import BenchmarkError
 
-__all__ = ["VOT_ATTRIBUTES", "VOT_TAGS", "VOTVideo", "VOTDataset", "find_dataset_json", "load_vot_dataset"]
+__all__ = ["VOT_ATTRIBUTES", "VOT_DATASETS", "VOT_TAGS", "VOTVideo", "VOTDataset", "find_dataset_json", "load_vot_dataset"]
 
+#: The VOT datasets the tools accept (EAO intervals in eao.EAO_INTERVALS; the original knew only these three).
+VOT_DATASETS = ("VOT2016", "VOT2018", "VOT2019")
+#: Per-frame attribute tags of a VOT sequence (``<tag>.tag`` / ``<tag>.label`` files, keys of the dataset json).
 VOT_ATTRIBUTES = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
 VOT_TAGS = ("all",) + VOT_ATTRIBUTES + ("empty",)
 _REQUIRED_KEYS = ("img_names", "gt_rect", "width", "height")

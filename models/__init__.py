@@ -10,7 +10,7 @@ import os
 
 from .losses import compute_losses
 from .siammask import SiamMaskBase, SiamMaskSharp
-from siammask.utils.config import Config, load_config
+from ..utils.config import Config, ConfigError, load_config
 
 #: Model name -> class. ``network.arch`` in a config.json selects one (or ``Custom``, see :func:`resolve_arch`).
 MODELS: dict[str, type[SiamMaskBase]] = {
@@ -24,22 +24,23 @@ __all__ = ["MODELS", "ORIGINAL_ARCH", "SiamMaskBase", "SiamMaskSharp", "build_mo
            "resolve_arch"]
 
 
-def resolve_arch(arch: str, out_size: int) -> str:
+def resolve_arch(arch: str, out_size: int, source: str = "config") -> str:
     """Registered model name for a config's ``network.arch``.
 
     Args:
         arch: a key of :data:`MODELS`, or ``"Custom"``.
         out_size: the config's ``hp.out_size``; ``Custom`` means ``siammask_sharp`` when it is 127, else
             ``siammask_base``.
+        source: the config file, named in the error.
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones).
+        ConfigError: unknown name (the message names the key and lists the valid ones).
     """
     if arch == ORIGINAL_ARCH:
         return "siammask_sharp" if out_size == SiamMaskSharp.mask_size else "siammask_base"
     if arch not in MODELS:
         valid = ", ".join([*MODELS, ORIGINAL_ARCH])
-        raise ValueError(f"unknown network.arch {arch!r}; valid names: {valid}")
+        raise ConfigError(f"{source}: key 'network.arch': unknown model {arch!r}; valid names: {valid}")
     return arch
 
 
@@ -53,12 +54,11 @@ def build_model(config: str | os.PathLike | dict | Config) -> SiamMaskBase:
         a :class:`SiamMaskBase` or :class:`SiamMaskSharp` on the CPU, in train mode, at the epoch-0 / refine stage;
         load weights with :func:`utils.checkpoint.load_pretrained`.
 
+    The anchor layout is not stored on the model: the tracker takes it from the config (``cfg.anchors``).
+
     Raises:
-        ValueError: unknown ``network.arch``.
-        utils.config.ConfigError: the config cannot be read.
+        ConfigError: the config cannot be read, or an unknown ``network.arch``.
     """
     parsed = load_config(config)
-    name = resolve_arch(parsed.network.arch, parsed.hp.out_size)
-    model = MODELS[name](anchor_num=parsed.anchors.anchor_num)
-    model.anchors = parsed.anchors  # the anchor layout the heads were built for (the tracker decodes with it)
-    return model
+    name = resolve_arch(parsed.network.arch, parsed.hp.out_size, parsed.source)
+    return MODELS[name](anchor_num=parsed.anchors.anchor_num)

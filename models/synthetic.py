@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..utils.config import response_size
+
 #: Anchors per position in the original configs.
 ANCHOR_NUM = 5
 #: Labelled anchors per sample (``rpn_batch``) and the cap on positives, as the original ``AnchorTargetLayer``.
@@ -18,7 +20,7 @@ RPN_BATCH, MAX_POSITIVE = 64, 16
 
 def _map_size(search_size: int, template_size: int = 127, stride: int = 8) -> int:
     base = 8 if search_size == 255 else 0  # the original configs: base_size 8 for 255, 0 for 143
-    return (search_size - template_size) // stride + 1 + base
+    return response_size(search_size, template_size, stride, base)
 
 
 def synthetic_batch(batch_size: int, search_size: int = 255, num_pos: int = 6, with_mask: bool = True,

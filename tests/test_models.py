@@ -15,7 +15,7 @@ from siammask.models import MODELS, SiamMaskBase, SiamMaskSharp, build_model, co
 from siammask.models.features import crop_adjusted_center
 from siammask.models.losses import mask_label_windows, upsample_mask_logits
 from siammask.models.synthetic import synthetic_batch
-from siammask.utils.config import LrConfig
+from siammask.utils.config import ConfigError, LrConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = Path(os.environ.get("SIAMMASK_SPEC", REPO.parent / "shared" / "spec"))
@@ -73,7 +73,7 @@ def test_experiment_configs_build(config: str) -> None:
 
 
 def test_unknown_arch_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="siammask_base.*siammask_sharp.*Custom"):
+    with pytest.raises(ConfigError, match="siammask_base.*siammask_sharp.*Custom"):
         build_model({"network": {"arch": "SiamRPNA"}})
 
 

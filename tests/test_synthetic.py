@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from siammask.datasets import DataError, build_train_dataset
-from siammask.datasets.prep.vot import VOT_TAGS
-from siammask.datasets.synthetic import (make_builtin_data, random_contour, render_video, write_raw_ytb_vos,
-                                write_vot_dataset)
+from siammask.datasets.synthetic import (make_builtin_data, random_contour, render_video, write_palette_png,
+                                         write_raw_ytb_vos, write_vot_dataset)
+from siammask.evaluation.vot import VOT_ATTRIBUTES as VOT_TAGS
 from siammask.tools import make_synthetic_data, visualize_dataset
 from siammask.utils.config import load_config
 
@@ -135,3 +135,19 @@ def test_builtin_refuses_foreign_data_and_regenerates_its_own(tmp_path: Path) ->
     (root / "det" / "stale.txt").write_text("x")
     make_builtin_data(str(root), "quick", seed=1)
     assert not (root / "det" / "stale.txt").exists() and json.loads((root / "builtin.json").read_text())["seed"] == 1
+
+
+def test_palette_png_round_trips_indices_and_voc_colours(tmp_path: Path) -> None:
+    from PIL import Image
+
+    label = np.zeros((6, 8), np.uint8)
+    label[1:3, 2:5], label[4:, 6:] = 1, 2
+    path = tmp_path / "m.png"
+    write_palette_png(str(path), label)
+    with Image.open(path) as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), label)
+        palette = im.getpalette()
+    # PASCAL VOC colours by bit interleaving: 0 black, 1 (128, 0, 0), 2 (0, 128, 0), 3 (128, 128, 0)
+    assert palette[:12] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary left

@@ -14,7 +14,7 @@ from siammask.tracker import SiamMaskTracker, TargetState, get_subwindow_trackin
 from siammask.tracker.fast import fold_batchnorms, make_fast_model
 from siammask.utils.bbox import get_axis_aligned_bbox, mask_to_xywh, vot_rect_to_polygon8, xywh_to_cxcywh
 from siammask.utils.config import HpConfig
-from siammask.utils.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
+from siammask.tracker.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
 
 HP = {"penalty_k": 0.1, "window_influence": 0.1, "lr": 0.5}
 
@@ -99,16 +99,16 @@ def test_penalty_and_window_hand_case() -> None:
     pos, sz = np.array([10.0, 20.0]), np.array([32.0, 32.0])
     pick = select_anchor(delta, score, anchor, np.ones(2), pos, sz, 2.0,
                          _hp(penalty_k=0.5, window_influence=0.2, lr=0.4), 1)
-    np.testing.assert_allclose(pick["penalty"], [1.0, 0.606531], atol=1e-6)
-    np.testing.assert_allclose(pick["pscore"], [0.92, 0.6609632], atol=1e-6)
-    assert pick["index"] == 0
-    np.testing.assert_allclose(pick["target_sz"], [32.0, 32.0])  # lr = 1*0.9*0.4, pred = target -> unchanged
+    np.testing.assert_allclose(pick.penalty, [1.0, 0.606531], atol=1e-6)
+    np.testing.assert_allclose(pick.pscore, [0.92, 0.6609632], atol=1e-6)
+    assert pick.index == 0
+    np.testing.assert_allclose(pick.target_sz, [32.0, 32.0])  # lr = 1*0.9*0.4, pred = target -> unchanged
     pick = select_anchor(delta, score, anchor, np.array([0.0, 1.0]), pos, sz, 2.0,
                          _hp(penalty_k=0.5, window_influence=0.5, lr=0.4), 1)
-    assert pick["index"] == 1 and pick["anchor"] == 1 and (pick["row"], pick["col"]) == (0, 0)
-    np.testing.assert_allclose(pick["pscore"], [0.45, 0.7881022], atol=1e-6)
-    np.testing.assert_allclose(pick["target_sz"], [39.37542, 39.37542], atol=1e-5)
-    np.testing.assert_allclose(pick["target_pos"], [14.0, 18.0], atol=1e-6)
+    assert pick.index == 1 and pick.anchor == 1 and (pick.row, pick.col) == (0, 0)
+    np.testing.assert_allclose(pick.pscore, [0.45, 0.7881022], atol=1e-6)
+    np.testing.assert_allclose(pick.target_sz, [39.37542, 39.37542], atol=1e-5)
+    np.testing.assert_allclose(pick.target_pos, [14.0, 18.0], atol=1e-6)
 
 
 def test_ratio_penalty_hand_case() -> None:
@@ -120,7 +120,7 @@ def test_ratio_penalty_hand_case() -> None:
     anchor = np.array([[0, 0, 32, 128]], np.float32)
     pick = select_anchor(np.zeros((4, 1), np.float32), np.array([1.0], np.float32), anchor, np.zeros(1),
                          np.array([0.0, 0.0]), np.array([32.0, 32.0]), 2.0, _hp(penalty_k=0.1, lr=0.0), 1)
-    np.testing.assert_allclose(pick["penalty"], [0.685937], atol=1e-6)
+    np.testing.assert_allclose(pick.penalty, [0.685937], atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- crops
@@ -363,3 +363,77 @@ def test_batchnorm_folding_keeps_the_function(sharp_model: torch.nn.Module) -> N
     fast = make_fast_model(sharp_model)
     assert next(fast.parameters()).dtype == torch.bfloat16
     assert next(sharp_model.parameters()).dtype == torch.float32
+
+
+def test_target_state_json_has_a_version_and_refuses_others(sharp_model: torch.nn.Module,
+                                                             clip: list[np.ndarray]) -> None:
+    from siammask.tracker import STATE_VERSION, TrackerStateError
+
+    state = SiamMaskTracker(sharp_model, {"out_size": 127}, "cpu", mask=False).init(clip[0], (32, 48, 36, 24))
+    data = json.loads(json.dumps(state.to_dict()))
+    assert data["version"] == STATE_VERSION == 1
+    assert data["zf"]["shape"] == [1, 256, 7, 7]
+    assert set(data) == {"version", "target_pos", "target_sz", "avg_chans", "im_h", "im_w", "score", "lost",
+                         "frames", "zf"}
+    with pytest.raises(TrackerStateError, match="version 2"):
+        TargetState.from_dict({**data, "version": 2})
+    with pytest.raises(TrackerStateError, match="version None"):
+        TargetState.from_dict({k: v for k, v in data.items() if k != "version"})
+    short = {**data, "zf": {**data["zf"], "shape": [1, 256, 7, 8]}}  # 12544 floats stored, 14336 claimed
+    with pytest.raises(TrackerStateError, match="'zf' holds 50176 bytes, shape \\[1, 256, 7, 8\\] needs 57344"):
+        TargetState.from_dict(short)
+
+
+def test_track_result_is_frozen(clip: list[np.ndarray]) -> None:
+    import dataclasses
+
+    tracker = SiamMaskTracker(StubNet(), HP, "cpu", mask=False)
+    result = tracker.track(tracker.init(clip[0], (32, 48, 36, 24)), clip[1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.score = 0.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        result["box"]  # type: ignore[index]  # attributes only, no dict view
+
+
+def test_build_tracker_missing_checkpoint_names_the_file(tmp_path) -> None:
+    from siammask.tracker import build_tracker
+    from siammask.utils.checkpoint import CheckpointError
+
+    missing = tmp_path / "nothing_here.pth"
+    with pytest.raises(CheckpointError, match=f"checkpoint not found: {missing}"):
+        build_tracker("experiments/siammask_sharp/config_vot.json", str(missing), "cpu")
+
+
+def test_build_tracker_user_errors_are_siammask_errors(tmp_path, sharp_model: torch.nn.Module) -> None:
+    from siammask.tracker import build_tracker
+    from siammask.utils.config import ConfigError
+
+    ckpt = tmp_path / "sharp.pth"
+    torch.save(sharp_model.state_dict(), ckpt)
+    bad_arch = tmp_path / "arch.json"
+    bad_arch.write_text(json.dumps({"network": {"arch": "SiamFC"}}))
+    with pytest.raises(ConfigError, match=f"{bad_arch}: key 'network.arch'"):
+        build_tracker(str(bad_arch), str(ckpt), "cpu")
+    with pytest.raises(ConfigError, match="hp.windowing"):
+        build_tracker("experiments/siammask_sharp/config_vot.json", str(ckpt), "cpu",
+                      hp_overrides={"windowing": "gauss"})
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"network": {"arch": "siammask_base"}}))
+    from siammask.utils.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="siammask_sharp checkpoint"):
+        build_tracker(str(base), str(ckpt), "cpu")
+    tracker, cfg, _ = build_tracker("experiments/siammask_sharp/config_vot.json", str(ckpt), "cpu")
+    assert tracker.anchors_cfg == cfg.anchors and tracker.refine_enable
+    assert not hasattr(tracker.model, "anchors")  # build_model stores no anchors on the model
+
+
+def test_refine_without_a_refine_module_is_a_config_error() -> None:
+    from siammask.utils.config import ConfigError
+
+    class BaseNet:  # template / track / mask_at, no refine: the base model's interface
+        template = track = mask_at = StubNet.track
+
+    with pytest.raises(ConfigError, match="refinement module"):
+        SiamMaskTracker(BaseNet(), HP, "cpu", mask=True, refine=True)
+    assert not SiamMaskTracker(BaseNet(), HP, "cpu", mask=True).refine_enable

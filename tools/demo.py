@@ -27,11 +27,11 @@ from typing import Any, Iterator, Optional
 import cv2
 import numpy as np
 
-from siammask.tools.test import ToolError, build_tracker, one_line, run_tool, write_png
-from siammask.tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD, TargetState
+from siammask.tools.test import ToolError, one_line, run_tool, write_png
+from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker, init_result
+from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from siammask.utils.io import atomic_write_json
-from siammask.utils.mask_ops import label_map
 from siammask.utils.runtime import DEVICE_CHOICES
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.JPG", "*.JPEG", "*.PNG")
@@ -135,26 +135,26 @@ def draw_overlay(frame: np.ndarray, results: list[Any], seg_thr: float) -> np.nd
 
     Args:
         frame: (H, W, 3) BGR uint8.
-        results: per object a TrackResult or a dict with `polygon`, `score`, optional `mask` and `lost`.
+        results: per object a TrackResult (or None: not drawn).
     """
     out = frame.copy()
     for k, res in enumerate(results):
         if res is None:
             continue
         colour = PALETTE[k % len(PALETTE)]
-        if res.get("mask") is not None:
-            sel = res["mask"] > seg_thr
+        if res.mask is not None:
+            sel = res.mask > seg_thr
             if k == 0:
                 out[:, :, 2][sel] = 255
             else:
                 out[sel] = (0.5 * out[sel] + 0.5 * colour).astype(np.uint8)
         box_colour = (0, 255, 0) if k == 0 else tuple(int(c) for c in colour)
-        if res.get("lost"):
+        if res.lost:
             box_colour = (128, 128, 128)
-        pts = np.asarray(res["polygon"], np.float64).reshape(-1, 1, 2).astype(np.int32)
+        pts = np.asarray(res.polygon, np.float64).reshape(-1, 1, 2).astype(np.int32)
         cv2.polylines(out, [pts], True, box_colour, 3)
         x, y = int(pts[:, 0, 0].min()), int(pts[:, 0, 1].min())
-        label = f"{k + 1}: {res['score']:.2f}" + (" lost" if res.get("lost") else "")
+        label = f"{k + 1}: {res.score:.2f}" + (" lost" if res.lost else "")
         cv2.putText(out, label, (max(x, 0), max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, box_colour, 1)
     return out
 
@@ -239,8 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 objects = [{"id": k + 1, "box": [float(v) for v in b], "polygon": xywh_to_corners4x2(b).tolist(),
                             "score": 1.0, "lost": False, "init": True} for k, b in enumerate(boxes)]
                 labels = init_labels if init_labels is not None else _box_label_map(boxes, frame.shape[:2])
-                shown = draw_overlay(frame, [{"polygon": xywh_to_corners4x2(b), "score": 1.0, "mask": None}
-                                             for b in boxes], seg_thr)
+                shown = draw_overlay(frame, [init_result(st) for st in states], seg_thr)
             else:
                 tic = time.perf_counter()
                 results = tracker.track_many(states, frame)

@@ -17,10 +17,10 @@ import argparse
 import sys
 
 from siammask.evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
+from siammask.evaluation.vot import VOT_DATASETS as DATASETS
 from siammask.evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
                                plot_expected_overlap, to_json, write_json)
 
-DATASETS = ("VOT2016", "VOT2018", "VOT2019")
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
 
 

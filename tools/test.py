@@ -24,29 +24,26 @@ from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from siammask.tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
-from siammask.tracker.siammask_tracker import DEFAULT_LOST_THRESHOLD
-from siammask.utils.config import Config, load_config
+from siammask.evaluation.vot import VOT_DATASETS
+from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
+from siammask.tracker.mask_ops import label_map
+from siammask.utils.errors import SiamMaskError
 from siammask.utils.log_helper import init_log
-from siammask.utils.mask_ops import label_map
-from siammask.utils.runtime import DEVICE_CHOICES, Runtime, init_runtime
-
-VOT_DATASETS = ("VOT2018", "VOT2016", "VOT2019")
+from siammask.utils.runtime import DEVICE_CHOICES
 
 
-class ToolError(Exception):
+class ToolError(SiamMaskError):
     """A user-facing error of a tool: printed as one line on stderr, exit status 2."""
 
 
 def run_tool(work: Callable[[argparse.Namespace], object], args: argparse.Namespace,
              interrupted: str = "interrupted") -> int:
-    """Run a tool's `work(args)`; a ToolError becomes one `error:` line and exit status 2, Ctrl-C status 130."""
+    """Run a tool's `work(args)`; a SiamMaskError becomes one `error:` line and exit status 2, Ctrl-C status 130."""
     try:
         work(args)
-    except ToolError as e:
+    except SiamMaskError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -97,70 +94,6 @@ def one_line(error: BaseException) -> str:
     """An exception's message on one line."""
     text = str(error).strip() or type(error).__name__
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module:
-    """Build the model a config names, load `resume` strictly, eval mode on the runtime's device.
-
-    Raises:
-        ToolError: missing checkpoint, unknown architecture, or a checkpoint that does not fit.
-    """
-    from siammask.models import build_model
-    from siammask.utils.checkpoint import CheckpointError, load_pretrained
-
-    if not os.path.isfile(resume):
-        raise ToolError(f"checkpoint not found: {resume}")
-    try:
-        model = build_model(config)
-        load_pretrained(model, resume)
-    except (CheckpointError, ValueError) as e:
-        raise ToolError(one_line(e)) from None
-    return model.eval().to(runtime.device)
-
-
-def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool = False, mask: bool = True,
-                  refine: Optional[bool] = None, channels_last: bool = False,
-                  hp_overrides: Optional[dict[str, Any]] = None, lost_threshold: float = DEFAULT_LOST_THRESHOLD,
-                  fast: bool = False) -> tuple[SiamMaskTracker, Config, Runtime]:
-    """Config + checkpoint + device -> a ready tracker (shared by test, demo and tune_vot).
-
-    `fast` runs a BatchNorm-folded low-precision channels_last copy of the model (tracker.fast.make_fast_model) under
-    autocast: bf16 on the CPU, fp16 on CUDA/NPU. `amp` alone autocasts the unchanged model.
-
-    Raises:
-        ToolError: any setup problem, with a one-line message.
-    """
-    from siammask.utils.config import ConfigError
-    from siammask.utils.runtime import RuntimeSetupError
-
-    try:
-        cfg = load_config(config_path)
-        runtime = init_runtime(device, amp=amp)
-    except (ConfigError, RuntimeSetupError) as e:
-        raise ToolError(one_line(e)) from None
-    model = load_model(cfg, resume, runtime)
-    amp_dtype = runtime.amp_dtype
-    if fast:
-        from siammask.tracker.fast import make_fast_model
-        from siammask.utils.runtime import amp_dtype_for
-
-        amp_dtype = amp_dtype_for(runtime.device.type)
-        model = make_fast_model(model, amp_dtype, channels_last=True)
-        channels_last = True
-    hp = cfg.hp
-    if hp_overrides:
-        from siammask.utils.config import load_hp
-
-        try:
-            hp = load_hp(config_path, hp_overrides)
-        except ConfigError as e:
-            raise ToolError(one_line(e)) from None
-    try:
-        tracker = SiamMaskTracker(model, hp, runtime.device, anchors=cfg.anchors, mask=mask, refine=refine,
-                                  amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold)
-    except ValueError as e:
-        raise ToolError(one_line(e)) from None
-    return tracker, cfg, runtime
 
 
 def load_dataset(name: str, data_root: str) -> Any:

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from siammask.tools.test import VOT_DATASETS, ToolError, build_tracker, load_dataset, one_line, run_tool
-from siammask.tracker import SiamMaskTracker, run_vot_sequence, vot_result_path, write_vot_result
+from siammask.evaluation.vot import VOT_DATASETS
+from siammask.tools.test import ToolError, load_dataset, one_line, run_tool
+from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.vot import read_image
+from siammask.utils.errors import SiamMaskError
 from siammask.utils.runtime import DEVICE_CHOICES
 
 LOCK_SUFFIX = ".lock"
@@ -202,7 +204,7 @@ def _worker_entry(payload: tuple[int, dict[str, Any]]) -> tuple[int, str]:
     index, settings = payload
     try:
         return _worker(index, settings), ""
-    except ToolError as e:
+    except SiamMaskError as e:
         return 0, str(e)
 
 

@@ -1,7 +1,12 @@
-"""SiamMask tracker (per-target state, batched multi-target tracking) and the VOT reset protocol."""
-from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker, TargetState, TrackResult
-from .siammask_tracker import get_subwindow_tracking, select_anchor
+"""SiamMask tracker (per-target state, batched multi-target tracking), its construction and the VOT reset protocol."""
+from .build import build_tracker, load_model
+from .crops import crops_to_tensor, get_subwindow_tracking
+from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker
+from .siamrpn import AnchorPick, SearchGeometry, search_geometry, select_anchor
+from .state import STATE_VERSION, TargetState, TrackerStateError, TrackResult, init_result
 from .vot import VOTSequenceResult, run_vot_sequence, vot_result_path, write_vot_result
 
-__all__ = ["DEFAULT_LOST_THRESHOLD", "SiamMaskTracker", "TargetState", "TrackResult", "VOTSequenceResult",
-           "get_subwindow_tracking", "run_vot_sequence", "select_anchor", "vot_result_path", "write_vot_result"]
+__all__ = ["DEFAULT_LOST_THRESHOLD", "STATE_VERSION", "AnchorPick", "SearchGeometry", "SiamMaskTracker",
+           "TargetState", "TrackResult", "TrackerStateError", "VOTSequenceResult", "build_tracker", "crops_to_tensor",
+           "get_subwindow_tracking", "init_result", "load_model", "run_vot_sequence", "search_geometry",
+           "select_anchor", "vot_result_path", "write_vot_result"]

@@ -1,5 +1,8 @@
 """SiamMask tracker: a stateless tracker object over a stateless model, per-target state in :class:`TargetState`.
 
+This module orchestrates the steps kept in their own modules: the crops (:mod:`.crops`), the SiamRPN box step
+(:mod:`.siamrpn`), the mask paste-back and polygon (:mod:`.mask_ops`) and the state/result types (:mod:`.state`).
+
 Ports `get_subwindow_tracking`, `siamese_init` and `siamese_track` of the original `tools/test.py` (reference.md
 E.1-E.3) with the same arithmetic: context 0.5, avg-colour padding and `round()` conventions of the crops, anchors
 relative to the crop centre, scale/ratio penalty, cosine window, lr-smoothed size, clamping, the mask from
@@ -11,7 +14,7 @@ the response map are (row, col). The tracker does no drawing and no file IO.
 
 Deviations from the original:
 
-* nothing is stored on the model; a target's template features live in its :class:`TargetState`, so several targets
+* nothing is stored on or read from the model; the anchors come from the config (``cfg.anchors``); a target's template features live in its :class:`TargetState`, so several targets
   share one model, and :meth:`SiamMaskTracker.track_many` runs several targets of a frame in one network call;
 * the mask side is the side of the mask actually produced (127 refine, 63 head) instead of ``hp.out_size`` (the
   original crashed when they differed);
@@ -28,175 +31,25 @@ Dtypes follow the original under NumPy 2 (decoding in float32, penalties and win
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from siammask.utils.anchors import cosine_window, tracker_anchors
-from siammask.utils.bbox import cxcywh_to_xywh, mask_to_xywh, xywh_to_corners4x2, xywh_to_cxcywh
-from siammask.utils.config import AnchorsConfig, Config, HpConfig, load_hp
-from siammask.utils.mask_ops import mask_window_in_image, paste_mask, polygon_from_mask
-from siammask.utils.runtime import Runtime
+from ..utils.anchors import cosine_window, tracker_anchors
+from ..utils.bbox import cxcywh_to_xywh, mask_to_xywh, xywh_to_corners4x2, xywh_to_cxcywh
+from ..utils.config import AnchorsConfig, ConfigError, HpConfig, load_hp, response_size
+from ..utils.runtime import Runtime
+from .crops import crops_to_tensor, get_subwindow_tracking
+from .mask_ops import mask_window_in_image, paste_mask, polygon_from_mask
+from .siamrpn import AnchorPick, SearchGeometry, search_geometry, select_anchor
+from .state import TargetState, TrackResult
 
 #: Default `lost` threshold on the best anchor's foreground probability.
 DEFAULT_LOST_THRESHOLD = 0.3
-
-
-def get_subwindow_tracking(im: np.ndarray, pos: Sequence[float], model_sz: int, original_sz: int,
-                           avg_chans: np.ndarray) -> np.ndarray:
-    """Square crop of side `original_sz` centred on `pos`, padded with the mean colour, resized to `model_sz`.
-
-    The original's `get_subwindow_tracking`: c = (original_sz + 1) / 2, xmin = round(pos_x - c),
-    xmax = xmin + original_sz - 1 (same for y); pixels outside the image take `avg_chans` cast to uint8
-    (truncation); `cv2.resize` (bilinear) when the sizes differ.
-
-    Args:
-        im: (H, W, 3) BGR uint8 frame.
-        pos: (cx, cy) centre in image pixels.
-        model_sz: output side (127 template, 255 search).
-        original_sz: crop side in image pixels (an int, already rounded by the caller).
-        avg_chans: (3,) per-channel mean of the first frame.
-
-    Returns:
-        (model_sz, model_sz, 3) uint8 BGR crop.
-    """
-    sz = original_sz
-    c = (original_sz + 1) / 2
-    xmin = round(pos[0] - c)
-    ymin = round(pos[1] - c)
-    xmax = xmin + sz - 1
-    ymax = ymin + sz - 1
-    im_h, im_w = im.shape[:2]
-    x0, y0 = max(xmin, 0), max(ymin, 0)
-    x1, y1 = min(xmax + 1, im_w), min(ymax + 1, im_h)
-    fill = [float(int(v)) for v in avg_chans]  # numpy's float -> uint8 assignment truncates
-    if x1 <= x0 or y1 <= y0:  # the crop misses the image: all padding
-        patch = np.empty((sz, sz, im.shape[2]), dtype=np.uint8)
-        patch[:] = np.array(fill, dtype=np.uint8)
-    elif x0 == xmin and y0 == ymin and x1 == xmax + 1 and y1 == ymax + 1:
-        patch = im[y0:y1, x0:x1]
-    else:
-        patch = cv2.copyMakeBorder(im[y0:y1, x0:x1], y0 - ymin, ymax + 1 - y1, x0 - xmin, xmax + 1 - x1,
-                                   cv2.BORDER_CONSTANT, value=fill)
-    if model_sz != original_sz:
-        patch = cv2.resize(patch, (model_sz, model_sz))
-    return patch
-
-
-def crops_to_tensor(crops: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Stack (S, S, 3) uint8 crops into a (B, 3, S, S) float32 BGR 0-255 tensor on `device`."""
-    batch = torch.from_numpy(np.stack(crops)).to(device)
-    return batch.permute(0, 3, 1, 2).float()
-
-
-def _tensor_to_b64(t: torch.Tensor) -> dict[str, Any]:
-    dtype = str(t.dtype).replace("torch.", "")
-    data = t.detach().to("cpu", torch.float32).contiguous().numpy()
-    return {"dtype": dtype, "shape": list(data.shape), "data": base64.b64encode(data.tobytes()).decode("ascii")}
-
-
-def _tensor_from_b64(d: Mapping[str, Any], device: Union[str, torch.device]) -> torch.Tensor:
-    data = np.frombuffer(base64.b64decode(d["data"]), dtype=np.float32).reshape(d["shape"])
-    return torch.from_numpy(data.copy()).to(device=device, dtype=getattr(torch, d["dtype"]))
-
-
-@dataclass
-class TargetState:
-    """Everything the tracker carries for one target (the original's `state` dict minus the shared parts).
-
-    The caller owns it: :meth:`SiamMaskTracker.track` updates it in place. `target_pos` and `target_sz` may be set
-    by the caller (e.g. a correction from an annotator); anything convertible to two floats is accepted.
-
-    Attributes:
-        target_pos: (2,) float64 centre (cx, cy) in image pixels.
-        target_sz: (2,) float64 size (w, h) in image pixels.
-        zf: (1, 256, 7, 7) template features on the tracker's device.
-        avg_chans: (3,) float64 per-channel mean of the init frame (BGR), the crops' pad colour.
-        im_h: frame height the target was initialised on.
-        im_w: frame width.
-        score: foreground probability of the last chosen anchor (1.0 after init).
-        lost: last `score` below the tracker's threshold.
-        frames: frames tracked since init.
-    """
-
-    target_pos: np.ndarray
-    target_sz: np.ndarray
-    zf: torch.Tensor
-    avg_chans: np.ndarray
-    im_h: int
-    im_w: int
-    score: float = 1.0
-    lost: bool = False
-    frames: int = 0
-
-    def __post_init__(self) -> None:
-        self.target_pos = np.array(self.target_pos, dtype=np.float64).reshape(2)
-        self.target_sz = np.array(self.target_sz, dtype=np.float64).reshape(2)
-        self.avg_chans = np.array(self.avg_chans, dtype=np.float64).reshape(-1)
-
-    @property
-    def box_xywh(self) -> np.ndarray:
-        """(4,) float64 (x, y, w, h) of the current centre and size."""
-        return cxcywh_to_xywh(np.asarray(self.target_pos, np.float64), np.asarray(self.target_sz, np.float64))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (floats are exact through JSON; `zf` is base64 float32 with its dtype)."""
-        return {"target_pos": [float(v) for v in np.asarray(self.target_pos, np.float64)],
-                "target_sz": [float(v) for v in np.asarray(self.target_sz, np.float64)],
-                "avg_chans": [float(v) for v in self.avg_chans],
-                "im_h": int(self.im_h), "im_w": int(self.im_w), "score": float(self.score), "lost": bool(self.lost),
-                "frames": int(self.frames), "zf": _tensor_to_b64(self.zf)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], device: Union[str, torch.device] = "cpu") -> "TargetState":
-        """Inverse of :meth:`to_dict`; `zf` is put on `device`."""
-        return cls(target_pos=data["target_pos"], target_sz=data["target_sz"], zf=_tensor_from_b64(data["zf"], device),
-                   avg_chans=data["avg_chans"], im_h=int(data["im_h"]), im_w=int(data["im_w"]),
-                   score=float(data["score"]), lost=bool(data["lost"]), frames=int(data["frames"]))
-
-
-@dataclass
-class TrackResult:
-    """One target's output for one frame; also readable as a dict (``result["box"]``).
-
-    Attributes:
-        box: (4,) float64 (x, y, w, h) of the clamped centre/size (the original's `cxy_wh_2_rect` output).
-        polygon: (4, 2) corners: the mask's rotated rectangle in mask mode (the original's `ploygon`), else the box.
-        mask: (H, W) float32 probabilities in the full frame (-1 outside the pasted window), None without mask mode.
-        score: foreground probability of the chosen anchor.
-        lost: `score` below the tracker's `lost_threshold`.
-        target_pos: (2,) float64 clamped centre.
-        target_sz: (2,) float64 clamped size.
-        response_pos: (row, col) of the chosen anchor on the response map.
-    """
-
-    box: np.ndarray
-    polygon: np.ndarray
-    mask: Optional[np.ndarray]
-    score: float
-    lost: bool
-    target_pos: np.ndarray
-    target_sz: np.ndarray
-    response_pos: tuple[int, int] = (0, 0)
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(self)]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.keys() else default
 
 
 def _resolve_hp(hp: Union[HpConfig, Mapping[str, Any], None]) -> HpConfig:
@@ -223,8 +76,8 @@ class SiamMaskTracker:
             None (defaults).
         device: where the network runs: 'cpu', 'cuda', a torch.device or a utils.runtime.Runtime (whose AMP setting
             is then used).
-        anchors: anchor config (stride, ratios, scales); default the model's `anchors` / `config.anchors` attribute if
-            it has one, else the original's anchors.
+        anchors: the config's anchor block (``cfg.anchors``: stride, ratios, scales) the model was built with;
+            default the original's anchors.
         mask: produce the mask and the rotated polygon (the original's `--mask`).
         refine: use the refinement module (`--refine`); default: True when the model has `refine`.
         lost_threshold: `lost` = score < this.
@@ -242,12 +95,15 @@ class SiamMaskTracker:
         self.model = model
         self.device = torch.device(device)
         self.hp = _resolve_hp(hp)
-        self.anchors_cfg = anchors if anchors is not None else _model_anchors(model)
+        self.anchors_cfg = anchors if anchors is not None else AnchorsConfig()
+        if self.hp.windowing not in ("cosine", "uniform"):
+            raise ConfigError(f"key 'hp.windowing' must be 'cosine' or 'uniform', got {self.hp.windowing!r}")
         self.mask_enable = bool(mask)
         has_refine = callable(getattr(model, "refine", None))
         self.refine_enable = bool(mask) and (has_refine if refine is None else bool(refine))
         if self.refine_enable and not has_refine:
-            raise ValueError("refine=True needs a model with a refinement module (the sharp model)")
+            raise ConfigError("refine needs a model with a refinement module (network.arch siammask_sharp, or Custom "
+                              "with hp.out_size 127)")
         self.lost_threshold = float(lost_threshold)
         self.amp_dtype = amp_dtype
         self.channels_last = bool(channels_last)
@@ -255,7 +111,7 @@ class SiamMaskTracker:
             model.to(memory_format=torch.channels_last)
         # The original's TrackerConfig.update: the stride comes from the anchors, score_size is recomputed.
         self.stride = int(self.anchors_cfg.stride)
-        self.score_size = (self.hp.instance_size - self.hp.exemplar_size) // self.stride + 1 + self.hp.base_size
+        self.score_size = response_size(self.hp.instance_size, self.hp.exemplar_size, self.stride, self.hp.base_size)
         self.anchor_num = self.anchors_cfg.anchor_num
         self.anchor = tracker_anchors(self.anchors_cfg, self.score_size)  # (A*S*S, 4) float32
         self.window = cosine_window(self.score_size, self.anchor_num, self.hp.windowing)  # (A*S*S,) float64
@@ -319,7 +175,7 @@ class SiamMaskTracker:
         hp = self.hp
         geoms = [self._search_geometry(st) for st in states]
         crops = [get_subwindow_tracking(frame, np.asarray(st.target_pos, np.float64), hp.instance_size,
-                                        round(g["s_x"]), st.avg_chans) for st, g in zip(states, geoms)]
+                                        round(g.s_x), st.avg_chans) for st, g in zip(states, geoms)]
         x = self._to_input(crops_to_tensor(crops, self.device))
         with self._inference():
             # The crops are channels_last-strided (HWC pixels seen as CHW, as the original's im_to_torch) and so
@@ -340,57 +196,44 @@ class SiamMaskTracker:
                     # per-target calls cost the same as a batched one.
                     masks = []
                     for b, p in enumerate(picks):
-                        logits = self.model.refine(_sample_of(out, b, num), (p["row"], p["col"])).float()
+                        logits = self.model.refine(_sample_of(out, b, num), (p.row, p.col)).float()
                         side = math.isqrt(logits.shape[1])
                         masks.append(logits[0].sigmoid().view(side, side).cpu().numpy())
                 else:  # the base mask head at the picked position of each target only
-                    pos = torch.tensor([[p["row"], p["col"]] for p in picks], device=self.device)
+                    pos = torch.tensor([[p.row, p.col] for p in picks], device=self.device)
                     head = self.model.mask_at(out, pos).float().sigmoid()
                     side = math.isqrt(head.shape[1])
                     masks = [m.view(side, side).cpu().numpy() for m in head]
         return [self._finish(st, g, p, m) for st, g, p, m in zip(states, geoms, picks, masks)]
 
     # ------------------------------------------------------------------ steps of siamese_track
-    def _search_geometry(self, st: TargetState) -> dict[str, Any]:
+    def _search_geometry(self, st: TargetState) -> SearchGeometry:
         """Search-crop side and scale of a target (siamese_track step 1)."""
-        hp = self.hp
-        target_pos = np.asarray(st.target_pos, np.float64)
-        target_sz = np.asarray(st.target_sz, np.float64)
-        wc_x = target_sz[1] + hp.context_amount * sum(target_sz)
-        hc_x = target_sz[0] + hp.context_amount * sum(target_sz)
-        s_x = np.sqrt(wc_x * hc_x)
-        scale_x = hp.exemplar_size / s_x
-        d_search = (hp.instance_size - hp.exemplar_size) / 2
-        pad = d_search / scale_x
-        s_x = s_x + 2 * pad
-        crop_box = [target_pos[0] - round(s_x) / 2, target_pos[1] - round(s_x) / 2, round(s_x), round(s_x)]
-        return {"s_x": s_x, "scale_x": scale_x, "crop_box": crop_box, "target_pos": target_pos,
-                "target_sz": target_sz}
+        return search_geometry(self.hp, st.target_pos, st.target_sz)
 
-    def _select(self, st: TargetState, geom: Mapping[str, Any], delta: np.ndarray,
-                score: np.ndarray) -> dict[str, Any]:
+    def _select(self, st: TargetState, geom: SearchGeometry, delta: np.ndarray, score: np.ndarray) -> AnchorPick:
         """Decode the boxes, penalise, pick the best anchor, smooth the size (siamese_track steps 3-5).
 
         Args:
             delta: (4, A*S*S) float32 network regression (dx, dy, dw, dh).
             score: (A*S*S,) float32 foreground probabilities.
         """
-        return select_anchor(delta, score, self.anchor, self.window, geom["target_pos"], geom["target_sz"],
-                             geom["scale_x"], self.hp, self.score_size)
+        return select_anchor(delta, score, self.anchor, self.window, geom.target_pos, geom.target_sz,
+                             geom.scale_x, self.hp, self.score_size)
 
-    def _finish(self, st: TargetState, geom: Mapping[str, Any], pick: Mapping[str, Any],
+    def _finish(self, st: TargetState, geom: SearchGeometry, pick: AnchorPick,
                 mask: Optional[np.ndarray]) -> TrackResult:
         """Mask paste-back, polygon, clamping, state update (siamese_track steps 6-9)."""
         hp = self.hp
-        target_pos, target_sz = pick["target_pos"], pick["target_sz"]
-        score = float(pick["score"])
+        target_pos, target_sz = pick.target_pos.copy(), pick.target_sz.copy()
+        score = float(pick.score)
         if not (np.isfinite(target_pos).all() and np.isfinite(target_sz).all()):
             # Diverged regression (inf/NaN; the original then crashed in round()): keep the previous box.
-            target_pos, target_sz, score = geom["target_pos"].copy(), geom["target_sz"].copy(), 0.0
+            target_pos, target_sz, score = geom.target_pos.copy(), geom.target_sz.copy(), 0.0
         mask_in_img = None
         polygon = None
         if mask is not None:
-            sub_box = mask_window_in_image(geom["crop_box"], pick["row"], pick["col"], hp.instance_size,
+            sub_box = mask_window_in_image(geom.crop_box, pick.row, pick.col, hp.instance_size,
                                            hp.exemplar_size, hp.base_size, self.stride)
             mask_in_img = paste_mask(mask, sub_box, st.im_w, st.im_h)
             polygon = polygon_from_mask(mask_in_img, hp.seg_thr, target_pos, target_sz)
@@ -408,7 +251,7 @@ class SiamMaskTracker:
             polygon = xywh_to_corners4x2(box)
         return TrackResult(box=box, polygon=polygon, mask=mask_in_img, score=score, lost=st.lost,
                            target_pos=target_pos.copy(), target_sz=target_sz.copy(),
-                           response_pos=(pick["row"], pick["col"]))
+                           response_pos=(pick.row, pick.col))
 
     # ------------------------------------------------------------------ helpers
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -422,71 +265,6 @@ class SiamMaskTracker:
             else:
                 with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype):
                     yield
-
-
-def select_anchor(delta: np.ndarray, score: np.ndarray, anchor: np.ndarray, window: np.ndarray,
-                  target_pos: np.ndarray, target_sz: np.ndarray, scale_x: float, hp: HpConfig,
-                  score_size: int) -> dict[str, Any]:
-    """The box step of `siamese_track`: decode, scale/ratio penalty, cosine window, argmax, lr-smoothed update.
-
-    Dtypes follow the original under NumPy 2: decoding in float32, penalties and scores in float64.
-
-    Args:
-        delta: (4, N) float32 regression outputs (dx, dy, dw, dh), N = A*S*S, index a*S*S + row*S + col.
-        score: (N,) float32 foreground probabilities.
-        anchor: (N, 4) float32 anchors (cx, cy, w, h) relative to the crop centre.
-        window: (N,) float64 cosine window.
-        target_pos: (2,) float64 previous centre.
-        target_sz: (2,) float64 previous size.
-        scale_x: exemplar_size / (context size of the previous target).
-        hp: tracker hyper-parameters (penalty_k, window_influence, lr).
-        score_size: S.
-
-    Returns:
-        dict with `index` (flat best index), `anchor`, `row`, `col`, `score` (float32), `penalty`, `pscore` (N,),
-        `target_pos`, `target_sz` (new, unclamped, float64).
-    """
-    cx = delta[0] * anchor[:, 2] + anchor[:, 0]
-    cy = delta[1] * anchor[:, 3] + anchor[:, 1]
-    w = np.exp(delta[2]) * anchor[:, 2]
-    h = np.exp(delta[3]) * anchor[:, 3]
-
-    def change(r: np.ndarray) -> np.ndarray:
-        return np.maximum(r, 1. / r)
-
-    def sz(w_: np.ndarray, h_: np.ndarray) -> np.ndarray:
-        pad = (w_ + h_) * 0.5
-        return np.sqrt((w_ + pad) * (h_ + pad))
-
-    target_sz_in_crop = target_sz * scale_x
-    s_c = change(sz(w, h) / np.float64(sz(target_sz_in_crop[0], target_sz_in_crop[1])))  # scale penalty
-    r_c = change((target_sz_in_crop[0] / target_sz_in_crop[1]) / (w / h))  # ratio penalty
-    penalty = np.exp(-(r_c * s_c - 1) * hp.penalty_k)
-    pscore = penalty * score
-    pscore = pscore * (1 - hp.window_influence) + window * hp.window_influence
-    best = int(np.argmax(pscore))
-    pred_in_crop = np.array([cx[best], cy[best], w[best], h[best]], dtype=np.float32) / np.float64(scale_x)
-    lr = penalty[best] * score[best] * hp.lr
-    res_x = pred_in_crop[0] + target_pos[0]
-    res_y = pred_in_crop[1] + target_pos[1]
-    res_w = target_sz[0] * (1 - lr) + pred_in_crop[2] * lr
-    res_h = target_sz[1] * (1 - lr) + pred_in_crop[3] * lr
-    a, rest = divmod(best, score_size * score_size)
-    row, col = divmod(rest, score_size)
-    return {"index": best, "anchor": a, "row": row, "col": col, "score": score[best], "penalty": penalty,
-            "pscore": pscore, "target_pos": np.array([res_x, res_y], dtype=np.float64),
-            "target_sz": np.array([res_w, res_h], dtype=np.float64)}
-
-
-def _model_anchors(model: torch.nn.Module) -> AnchorsConfig:
-    """The anchors a model was built with: `model.anchors` / `model.config.anchors` when present, else defaults."""
-    for holder in (model, getattr(model, "config", None), getattr(model, "cfg", None)):
-        value = getattr(holder, "anchors", None) if holder is not None else None
-        if isinstance(value, AnchorsConfig):
-            return value
-        if isinstance(value, Config):
-            return value.anchors
-    return AnchorsConfig()
 
 
 def _sample_of(out: Mapping[str, Any], b: int, num: int) -> dict[str, Any]:

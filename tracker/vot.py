@@ -22,9 +22,9 @@ from typing import Any, Callable, Optional, Protocol, Sequence, Union
 import cv2
 import numpy as np
 
-from siammask.utils.bbox import get_axis_aligned_bbox, vot_rect_to_polygon8, xywh_to_polygon8
-from siammask.utils.io import atomic_write_text
-from siammask.utils.region import vot_float2str, vot_overlap
+from ..utils.bbox import get_axis_aligned_bbox, vot_rect_to_polygon8, xywh_to_polygon8
+from ..utils.io import atomic_write_text
+from ..utils.region import vot_float2str, vot_overlap
 
 #: Frames skipped after a failure before re-initialising (the original's hard-coded 5).
 VOT_SKIP_FRAMES = 5

@@ -27,6 +27,15 @@ class ConfigError(SiamMaskError):
     """A config file is missing, malformed, or holds an unknown key or a value of the wrong type."""
 
 
+def response_size(search_size: int, template_size: int, stride: int, base_size: int) -> int:
+    """Side of the RPN response map: (search - template) // stride + 1 + base_size.
+
+    The one formula the config, the anchor targets, the tracker and the fake training batch share: 25 for
+    255/127/8/8 (the tracker and the training pairs), 17 for 255/127/8/0, 3 for 143/127/8/0 (the sharp stage).
+    """
+    return (search_size - template_size) // stride + 1 + base_size
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     arch: str = "Custom"  # model name in models.MODELS; "Custom" = the original's name (base or sharp by hp.out_size)
@@ -50,8 +59,8 @@ class HpConfig:
 
     @property
     def score_size(self) -> int:
-        """Side of the response map: (instance - exemplar) // stride + 1 + base_size (25 for 255/127/8/8)."""
-        return (self.instance_size - self.exemplar_size) // self.total_stride + 1 + self.base_size
+        """Side of the response map, :func:`response_size` of instance/exemplar/total_stride/base_size (25)."""
+        return response_size(self.instance_size, self.exemplar_size, self.total_stride, self.base_size)
 
 
 @dataclass(frozen=True)
@@ -313,10 +322,13 @@ def load_config(config: Union[str, os.PathLike, dict, Config]) -> Config:
         ds = getattr(cfg, name)
         if ds is None:
             continue
-        expected = (ds.search_size - ds.template_size) // cfg.anchors.stride + 1 + ds.base_size
+        expected = response_size(ds.search_size, ds.template_size, cfg.anchors.stride, ds.base_size)
         if ds.size != expected:
             raise ConfigError(f"{source}: key '{name}.size' is {ds.size}, but (search_size - template_size) / "
                               f"stride + 1 + base_size = {expected}")
+    if cfg.hp.total_stride != cfg.anchors.stride:
+        raise ConfigError(f"{source}: key 'hp.total_stride' is {cfg.hp.total_stride}, but key 'anchors.stride' is "
+                          f"{cfg.anchors.stride} (the response map has one stride)")
     if cfg.hp.windowing not in ("cosine", "uniform"):
         raise ConfigError(f"{source}: key 'hp.windowing' must be 'cosine' or 'uniform', got {cfg.hp.windowing!r}")
     if len(cfg.loss.weight) != 3:

@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from siammask.utils.io import atomic_path, atomic_write_text
+from ...utils.io import atomic_write_image, atomic_write_text, read_image
+from ...utils.io import read_json as io_read_json
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,18 +66,13 @@ MASK_PNG_PARAMS = (cv2.IMWRITE_PNG_BILEVEL, 1)  # 1-bit PNG: reads back as 0/255
 
 
 def atomic_imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> None:
-    """Encode `image` by the extension of `path` (.jpg quality 95 as cv2's default, .png) and write it atomically,
-    so an interrupted run never leaves a half-written crop under its final name.
+    """:func:`utils.io.atomic_write_image`: encode by the extension of `path` (.jpg quality 95 as cv2's default, .png)
+    and write atomically, so an interrupted run never leaves a half-written crop under its final name.
 
     Args:
         params: cv2.imencode parameters, e.g. :data:`MASK_PNG_PARAMS` for binary masks.
     """
-    ext = os.path.splitext(path)[1]
-    ok, buf = cv2.imencode(ext, image, list(params))
-    if not ok:
-        raise DataError(f"{path}: cannot encode image")
-    with atomic_path(path) as tmp:
-        buf.tofile(tmp)
+    atomic_write_image(path, image, params)
 
 
 def all_exist(paths: Iterable[str]) -> bool:
@@ -99,15 +95,8 @@ def require_file(path: str, what: str) -> str:
 
 
 def read_json(path: str, what: str) -> Any:
-    """Load a json file, or raise :class:`DataError` naming it."""
-    require_file(path, what)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read {what} ({e})") from None
+    """Load a json file, or raise :class:`DataError` naming it (:func:`utils.io.read_json`)."""
+    return io_read_json(path, what, error=DataError)
 
 
 def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
@@ -117,12 +106,7 @@ def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
 
 def read_image_checked(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """cv2 read that raises :class:`DataError` naming the file when it is missing or does not decode."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: image not found")
-    image = cv2.imread(path, flags)
-    if image is None:
-        raise DataError(f"{path}: cannot decode image")
-    return image
+    return read_image(path, flags, error=DataError)
 
 
 def run_cli(main: Callable[[Any], None], args: Any) -> int:

@@ -22,10 +22,11 @@ from typing import Any
 
 import cv2
 
+from ...evaluation.vot import VOT_ATTRIBUTES
 from ..errors import DataError
 from .common import require_dir, require_file
 
-VOT_TAGS = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
+VOT_TAGS = VOT_ATTRIBUTES  # the per-frame tag files, declared in evaluation.vot
 
 
 def _read_numbers(path: str) -> list[list[float]]:

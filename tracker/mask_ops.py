@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .bbox import cxcywh_to_xywh, xywh_to_corners4x2
+from ..utils.bbox import cxcywh_to_xywh, xywh_to_corners4x2
 
 MIN_CONTOUR_AREA = 100.0  # the original's hard-coded threshold: smaller largest contours fall back to the box
 
