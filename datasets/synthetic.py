@@ -31,6 +31,7 @@ from .prep import ytb_vos as ytb_prep
 from .prep.common import parallel_map, read_json, write_json
 from .prep.vot import VOT_TAGS, create_vot_json
 from siammask.utils.io import atomic_path, atomic_write_text
+from siammask.utils.palette import davis_palette as _palette, write_palette_png  # noqa: F401 - shared writer
 
 BUILTIN_VERSION = 2
 SIZES = {
@@ -280,32 +281,6 @@ def _imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> None:
         raise DataError(f"{path}: cannot encode image")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
-
-
-def _palette() -> list[int]:
-    """The PASCAL VOC / DAVIS / YouTube-VOS colour palette (index i -> bit-interleaved colour)."""
-    out = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out += [r, g, b]
-    return out
-
-
-def write_palette_png(path: str, label: np.ndarray) -> None:
-    """Write an (H, W) uint8 index map as a palette PNG (as YouTube-VOS / DAVIS annotations), atomically."""
-    from PIL import Image
-
-    label = np.ascontiguousarray(label, dtype=np.uint8)
-    image = Image.frombytes("P", (label.shape[1], label.shape[0]), label.tobytes())
-    image.putpalette(_palette())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from siammask.utils.mask_ops import label_map
 from siammask.utils.runtime import DEVICE_CHOICES, Runtime, init_runtime
 
 VOT_DATASETS = ("VOT2018", "VOT2016", "VOT2019")
+VOS_DATASETS = ("DAVIS2016", "DAVIS2017", "DAVIS2017TEST", "ytb_vos")  # tools/vos_test.py
 
 
 class ToolError(Exception):
@@ -64,7 +65,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--mask", action="store_true", help="use the mask branch: report the mask's rotated "
                         "rectangle (8-value polygons) instead of the box")
     parser.add_argument("--refine", action="store_true", help="use the refinement module (sharp model) for the mask")
-    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS, help="VOT dataset (default VOT2018)")
+    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS,
+                        help="VOT dataset (default VOT2018), or a VOS dataset with --mask")
     parser.add_argument("--data-root", default="data", help="folder holding <dataset>.json and <dataset>/ "
                         "(default data/)")
     parser.add_argument("--video", default="", help="run only this video")
@@ -83,6 +85,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "<tracker-name>/baseline/ (default results/)")
     parser.add_argument("--tracker-name", default="", help="result folder name (default <arch>_[mask_][refine_]"
                         "<checkpoint name>, as the original)")
+    parser.add_argument("--init-from-mask", action="store_true", help="VOS: initialise with init_mask (the mask) "
+                        "instead of the original's bounding box of the first-frame mask")
     parser.add_argument("-l", "--log", default="", help="also log to this file")
     return parser
 
@@ -235,6 +239,9 @@ def _frame_callback(video: Any, vis: _Visualiser, mask_dir: Optional[str],
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The work of `main`; raises ToolError on user errors. Returns per-video results and totals."""
+    if args.dataset in VOS_DATASETS:
+        from siammask.tools.vos_test import run_vos
+        return run_vos(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
