@@ -33,14 +33,14 @@ from .prep.vot import VOT_TAGS, create_vot_json
 from siammask.utils.io import atomic_path, atomic_write_text
 from siammask.utils.palette import davis_palette as _palette, write_palette_png  # noqa: F401 - shared writer
 
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3  # 3: + the DAVIS / YouTube-VOS valid benchmarks (synthetic_vos)
 SIZES = {
     # ytb videos x frames, det images, vot videos x frames
     "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 110},
     "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 160},
 }
 FRAME_SIZE = (320, 240)
-_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "builtin.json", "builtin.partial.json")
+_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "DAVIS", "builtin.json", "builtin.partial.json")
 TEXTURE_SIZE = 96
 
 
@@ -475,6 +475,8 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
     write_det_dataset(os.path.join(data_root, "det"), n["det_images"], FRAME_SIZE, seed, num_workers, progress)
     write_vot_dataset(data_root, "VOT2018", n["vot_videos"], n["vot_frames"], FRAME_SIZE, seed, num_workers,
                       progress)
+    from .synthetic_vos import write_vos_benchmarks
+    write_vos_benchmarks(data_root, size, seed)
     write_json(stamp, spec)
     os.remove(partial)
     return data_root
