@@ -457,3 +457,46 @@ def format_object_table(ev: VOSEvaluation) -> str:
 def to_json(evals: Iterable[VOSEvaluation]) -> dict[str, Mapping[str, object]]:
     """tracker -> its :meth:`VOSEvaluation.to_json`."""
     return {e.tracker: e.to_json() for e in evals}
+
+
+class FrameScorer:
+    """J and F of a sequence's label maps at several thresholds, fed one frame at a time (no frames kept).
+
+    For tuning: `add(f, {thr: labels})` for every frame; frames 0 and N-1 are ignored, as the evaluation does.
+    """
+
+    def __init__(self, seq: VOSSequence, thresholds: Sequence[float], binary: bool = False,
+                 bound_th: float = BOUND_TH) -> None:
+        first = read_labels(seq.anno_paths[seq.frames[0]])
+        first = np.where(first == VOID_LABEL, 0, first)
+        self.seq = seq
+        self.binary = binary
+        self.bound_th = bound_th
+        self.thresholds = [float(t) for t in thresholds]
+        self.num_objects = (1 if first.any() else 0) if binary else int(first.max(initial=0))
+        self.j: list[list[np.ndarray]] = [[] for _ in self.thresholds]
+        self.f: list[list[np.ndarray]] = [[] for _ in self.thresholds]
+
+    def add(self, index: int, labels_by_thr: Sequence[np.ndarray]) -> None:
+        """Score frame `index` (labels per threshold, in the order of `thresholds`)."""
+        if not 1 <= index <= len(self.seq.frames) - 2:
+            return
+        gt = read_labels(self.seq.anno_paths[self.seq.frames[index]])
+        gt = np.where(gt == VOID_LABEL, 0, gt)
+        if self.binary:
+            gt = (gt > 0).astype(np.uint8)
+        for t, lab in enumerate(labels_by_thr):
+            lab = (lab > 0).astype(np.uint8) if self.binary else lab
+            j, f = evaluate_sequence(gt[None], lab[None], self.num_objects, self.bound_th)
+            self.j[t].append(j[:, 0])
+            self.f[t].append(f[:, 0])
+
+    def object_stats(self) -> list[dict[str, dict[str, float]]]:
+        """Per threshold: {"<seq>_<k>": ObjectScore.stats()}."""
+        out = []
+        for t in range(len(self.thresholds)):
+            j = np.stack(self.j[t], axis=1) if self.j[t] else np.zeros((self.num_objects, 0))
+            f = np.stack(self.f[t], axis=1) if self.f[t] else np.zeros((self.num_objects, 0))
+            out.append({f"{self.seq.name}_{k + 1}": ObjectScore(f"{self.seq.name}_{k + 1}", j[k], f[k]).stats()
+                        for k in range(self.num_objects)})
+        return out

@@ -215,3 +215,33 @@ def test_vos_needs_mask(vos_setup: dict[str, str], capsys: pytest.CaptureFixture
     args.mask = False
     assert test_tool.main(args) == 2
     assert "needs --mask" in capsys.readouterr().err
+
+
+def test_tune_vos_scores_equal_eval_and_resume(tmp_path: Path, vos_setup: dict[str, str],
+                                               capsys: pytest.CaptureFixture) -> None:
+    """One combination = the config's hp: its J&F at seg_thr 0.35 equals eval.py on test.py's PNGs; a rerun resumes."""
+    from siammask.tools import eval as eval_tool
+    from siammask.tools import test as test_tool
+    from siammask.tools import tune_vos
+
+    argv = ["--config", CONFIG, "--resume", vos_setup["ckpt"], "--refine", "--dataset", "DAVIS2017",
+            "--data-root", vos_setup["data"], "--result-dir", str(tmp_path / "tune"), "--device", "cpu",
+            "--penalty-k", "0.04,0.05,0.02", "--window-influence", "0.4,0.41,0.05", "--lr", "1.0,1.01,0.05",
+            "--seg-thr", "0.35,0.55,0.15"]
+    summary = tune_vos.run(tune_vos.get_args_parser().parse_args(argv))
+    assert summary["jobs_run"] == 1 and [r["seg_thr"] for r in sorted(summary["rows"], key=lambda r: r["seg_thr"])] \
+        == pytest.approx([0.35, 0.5])
+    again = tune_vos.run(tune_vos.get_args_parser().parse_args(argv))
+    assert again["jobs_run"] == 0 and again["rows"] == summary["rows"]
+    args = _test_args(vos_setup, "DAVIS2017")
+    args.result_dir = str(tmp_path / "res")
+    assert test_tool.main(args) == 0
+    out_json = tmp_path / "e.json"
+    eargs = eval_tool.get_args_parser().parse_args(["--dataset", "DAVIS2017", "--data-root", vos_setup["data"],
+                                                    "--result_dir", str(tmp_path / "res" / "DAVIS2017"),
+                                                    "--json", str(out_json)])
+    assert eval_tool.main(eargs) == 0
+    ref = json.loads(out_json.read_text())["Custom_mask_refine_SiamMask_tiny"]
+    row = [r for r in summary["rows"] if abs(r["seg_thr"] - 0.35) < 1e-9][0]
+    for key in ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"):
+        assert row[key] == pytest.approx(ref[key], abs=1e-9)
