@@ -23,8 +23,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from siammask.utils.io import atomic_write_image, atomic_write_json, atomic_write_text
-from siammask.utils.palette import write_palette_png
+from ..utils.io import atomic_write_image, atomic_write_json, atomic_write_text
+from ..utils.palette import write_palette_png
 
 from .synthetic import MovingObject, random_background
 

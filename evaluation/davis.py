@@ -32,6 +32,7 @@ import glob
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -289,16 +290,13 @@ def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
     values[ids[i] : ids[i+1] + 1] with ids = round(linspace(1, N, 5) + 1e-10) - 1 (the bins share their ends).
     """
     v = np.asarray(per_frame, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=RuntimeWarning)
-            mean = float(np.nanmean(v))
-            recall = float(np.nanmean(v > 0.5))
-            ids = (np.round(np.linspace(1, len(v), DECAY_BINS + 1) + 1e-10) - 1).astype(np.int64)
-            bins = [v[ids[i]:ids[i + 1] + 1] for i in range(DECAY_BINS)]
-            decay = float(np.nanmean(bins[0]) - np.nanmean(bins[DECAY_BINS - 1]))
+    with warnings.catch_warnings():  # an empty bin gives NaN, as the toolkit
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = float(np.nanmean(v))
+        recall = float(np.nanmean(v > 0.5))
+        ids = (np.round(np.linspace(1, len(v), DECAY_BINS + 1) + 1e-10) - 1).astype(np.int64)
+        bins = [v[ids[i]:ids[i + 1] + 1] for i in range(DECAY_BINS)]
+        decay = float(np.nanmean(bins[0]) - np.nanmean(bins[DECAY_BINS - 1]))
     return mean, recall, decay
 
 

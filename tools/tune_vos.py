@@ -23,7 +23,6 @@ import argparse
 import multiprocessing
 import os
 import random
-import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -35,7 +34,7 @@ from siammask.tools.test import ToolError, build_tracker, one_line, run_tool
 from siammask.tools.tune_vot import claim, combinations, combo_name, parse_range, parse_range_int, release
 from siammask.tracker import SiamMaskTracker
 from siammask.tracker.vos import labels_at, run_vos_sequence
-from siammask.utils.errors import SiamMaskError
+from siammask.utils.errors import SiamMaskError, tool_cli
 from siammask.utils.io import atomic_write_json, ensure_output_dir, read_json, read_image
 from siammask.utils.runtime import DEVICE_CHOICES
 
@@ -210,5 +209,10 @@ def main(args: argparse.Namespace) -> int:
     return run_tool(run, args, interrupted="interrupted (finished combinations are kept; run again to resume)")
 
 
+def cli() -> None:
+    """Console script `siammask-tune-vos`."""
+    tool_cli(main, get_args_parser)
+
+
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    cli()

@@ -32,8 +32,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from siammask.evaluation.davis import VOSSequence, read_labels
-from siammask.utils.bbox import mask_to_xywh
+from ..evaluation.davis import VOSSequence, read_labels
+from ..utils.bbox import mask_to_xywh
 
 #: The original test.py's `thrs` (np.arange(0.3, 0.5, 0.05)).
 MIOU_THRESHOLDS = (0.30, 0.35, 0.40, 0.45)
@@ -84,8 +84,8 @@ class VOSSequenceResult:
 
 
 def _read_frame(path: str) -> np.ndarray:
-    from siammask.evaluation.errors import BenchmarkError
-    from siammask.utils.io import read_image
+    from ..evaluation.errors import BenchmarkError
+    from ..utils.io import read_image
 
     return read_image(path, error=BenchmarkError)
 
