@@ -270,3 +270,37 @@ def test_eval_tool_table_json_and_object_table(davis_gt: dict, capsys: pytest.Ca
     empty_j = report["CustomB"]["per_object"]["seq0_1"]["J-Mean"]
     frames_without = sum(not (lab == 1).any() for lab in seqs["seq0"][1:-1])
     assert empty_j == pytest.approx(frames_without / 4)  # an empty result scores 1 only where the object is absent
+
+
+def test_ytb_vos_loader_objects_with_their_own_frames(tmp_path: Path) -> None:
+    """As the original loader: frames = sorted union; start/end = indices of each object's first/last frame."""
+    base = tmp_path / "ytb_vos" / "valid"
+    base.mkdir(parents=True)
+    meta = {"videos": {"vid": {"objects": {"2": {"category": "x", "frames": ["00010", "00015"]},
+                                           "1": {"category": "x", "frames": ["00000", "00005", "00010"]}}}}}
+    (base / "meta.json").write_text(json.dumps(meta))
+    write_palette_png(base / "Annotations" / "vid" / "00000.png", np.ones((4, 4), np.uint8))
+    write_palette_png(base / "Annotations" / "vid" / "00010.png", np.full((4, 4), 2, np.uint8))
+    from siammask.evaluation.davis import load_ytb_vos
+
+    (seq,) = load_ytb_vos(str(tmp_path))
+    assert seq.frames == ["00000", "00005", "00010", "00015"] and not seq.fully_annotated
+    assert [(o.obj_id, o.start, o.end, Path(o.init_anno).name) for o in seq.objects] == \
+        [(1, 0, 2, "00000.png"), (2, 2, 3, "00010.png")]
+    assert seq.image_paths[3].endswith("JPEGImages/vid/00015.jpg")
+
+
+def test_builtin_vos_benchmarks_layout(tmp_path: Path) -> None:
+    from siammask.datasets.synthetic_vos import write_vos_benchmarks
+    from siammask.evaluation.davis import load_ytb_vos
+
+    write_vos_benchmarks(str(tmp_path))
+    d17 = load_davis(str(tmp_path), "2017")
+    d16 = load_davis(str(tmp_path), "2016")
+    assert len(d17) == 2 and len(d16) == 1 and all(len(s.objects) >= 2 for s in d17)
+    assert [len(s.objects) for s in d16] == [1] and all(s.fully_annotated for s in d17)
+    ytb = load_ytb_vos(str(tmp_path))
+    assert all(any(o.start > 0 for o in v.objects) for v in ytb)  # objects that appear later
+    for v in ytb:
+        for o in v.objects:
+            assert (read_index_png(o.init_anno) == o.obj_id).any()

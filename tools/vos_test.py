@@ -39,6 +39,9 @@ def load_vos_dataset(name: str, data_root: str) -> list[VOSSequence]:
     kind, year, split = VOS_DATASETS[name]
     if kind == "ytb":
         return load_ytb_vos(data_root, split)
+    test_root = os.path.join(data_root, "DAVIS2017TEST")  # the original's folder of the test-dev split
+    if split == "test-dev" and os.path.isdir(os.path.join(test_root, "ImageSets")):
+        data_root = test_root
     return load_davis(data_root, year, split)
 
 
