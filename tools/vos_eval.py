@@ -14,6 +14,7 @@ the file (exit status 2), and no JSON is written.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from siammask.evaluation.davis import (evaluate_davis, format_object_table, format_vos_table, list_vos_trackers,
@@ -45,6 +46,26 @@ def evaluate(args: argparse.Namespace) -> dict[str, object]:
     return report
 
 
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """tools/eval.py's flags (this module is its DAVIS mode)."""
+    from siammask.tools.eval import get_args_parser as eval_parser
+
+    return eval_parser(add_help)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Exit status: 0, or 2 with one ``error:`` line on stderr."""
+    """Exit status: 0, or 2 with one ``error:`` line on stderr (a VOT dataset runs tools/eval.py's VOT path)."""
+    if not args.dataset.startswith("DAVIS"):
+        from siammask.tools.eval import main as eval_main
+
+        return eval_main(args)
     return run_tool(evaluate, args)
+
+
+def cli() -> None:
+    """Console-script body."""
+    sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -127,3 +127,26 @@ def _run(args: argparse.Namespace, build_tracker: Any, default_tracker_name: Any
         summary["zip"] = zip_path
     print(f"results in {out_root}")
     return summary
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """tools/test.py's flags (this module is its VOS mode; `python tools/vos_test.py` = `python tools/test.py`)."""
+    from siammask.tools.test import get_args_parser as test_parser
+
+    return test_parser(add_help)
+
+
+def main(args: argparse.Namespace) -> int:
+    """tools/test.py's `main` (a VOT dataset runs the VOT path there)."""
+    from siammask.tools.test import main as test_main
+
+    return test_main(args)
+
+
+def cli() -> None:
+    """Console-script body."""
+    sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()
