@@ -212,24 +212,19 @@ def seg2bmap(seg: np.ndarray) -> np.ndarray:
     """One-pixel boundaries of binary masks (..., H, W): the toolkit's ``_seg2bmap`` (boundary offset towards the
     origin: a pixel differs from its east, south or south-east neighbour; last row/column against their neighbour
     along the edge; the bottom-right pixel never)."""
-    seg = np.asarray(seg).astype(bool)
-    e = np.zeros_like(seg)
-    s = np.zeros_like(seg)
-    se = np.zeros_like(seg)
-    e[..., :, :-1] = seg[..., :, 1:]
-    s[..., :-1, :] = seg[..., 1:, :]
-    se[..., :-1, :-1] = seg[..., 1:, 1:]
-    b = (seg ^ e) | (seg ^ s) | (seg ^ se)
-    b[..., -1, :] = seg[..., -1, :] ^ e[..., -1, :]
-    b[..., :, -1] = seg[..., :, -1] ^ s[..., :, -1]
-    b[..., -1, -1] = False
+    seg = np.asarray(seg, dtype=bool)
+    b = np.zeros_like(seg)
+    here = seg[..., :-1, :-1]
+    b[..., :-1, :-1] = (here ^ seg[..., :-1, 1:]) | (here ^ seg[..., 1:, :-1]) | (here ^ seg[..., 1:, 1:])
+    b[..., -1, :-1] = seg[..., -1, :-1] ^ seg[..., -1, 1:]
+    b[..., :-1, -1] = seg[..., :-1, -1] ^ seg[..., 1:, -1]
     return b
 
 
 def db_eval_iou(annotation: np.ndarray, segmentation: np.ndarray) -> np.ndarray:
     """J per frame of binary masks (..., H, W): |A & S| / |A | S|, 1 where the union is empty. Returns (...,)."""
-    a = np.asarray(annotation).astype(bool)
-    s = np.asarray(segmentation).astype(bool)
+    a = np.asarray(annotation, dtype=bool)
+    s = np.asarray(segmentation, dtype=bool)
     if a.shape != s.shape:
         raise ValueError(f"annotation {a.shape} and segmentation {s.shape} differ in shape")
     inter = np.count_nonzero(a & s, axis=(-2, -1))
@@ -266,18 +261,29 @@ def _f_from_boundaries(fg_b: np.ndarray, gt_b: np.ndarray, kernel: np.ndarray) -
 
 def db_eval_boundary(annotation: np.ndarray, segmentation: np.ndarray, bound_th: float = BOUND_TH) -> np.ndarray:
     """F per frame of binary masks (T, H, W) or (H, W) (the toolkit's ``db_eval_boundary``). Returns (T,) or ()."""
-    a = np.asarray(annotation).astype(bool)
-    s = np.asarray(segmentation).astype(bool)
+    a = np.asarray(annotation, dtype=bool)
+    s = np.asarray(segmentation, dtype=bool)
     if a.shape != s.shape:
         raise ValueError(f"annotation {a.shape} and segmentation {s.shape} differ in shape")
     single = a.ndim == 2
     if single:
         a, s = a[None], s[None]
-    kernel = disk(bound_pixels(a.shape[-2:], bound_th))
-    out = np.empty(a.shape[0], dtype=np.float64)
+    height, width = a.shape[-2:]
+    kernel = disk(bound_pixels((height, width), bound_th))
+    out = np.ones(a.shape[0], dtype=np.float64)  # both masks empty: F = 1
     for lo in range(0, a.shape[0], _CHUNK):
-        fg_b = np.ascontiguousarray(seg2bmap(s[lo:lo + _CHUNK]))
-        gt_b = np.ascontiguousarray(seg2bmap(a[lo:lo + _CHUNK]))
+        ga, sa = a[lo:lo + _CHUNK], s[lo:lo + _CHUNK]
+        occupied = ga.any(axis=0) | sa.any(axis=0)
+        rows = np.flatnonzero(occupied.any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(occupied.any(axis=0))
+        # Every boundary pixel lies in the masks' box grown by one pixel (zero rows/columns around it give the same
+        # boundaries as the whole frame; at the frame's edge the crop's edge is the frame's), so crop to it.
+        win = (slice(None), slice(max(rows[0] - 1, 0), min(rows[-1] + 2, height)),
+               slice(max(cols[0] - 1, 0), min(cols[-1] + 2, width)))
+        fg_b = seg2bmap(sa[win])
+        gt_b = seg2bmap(ga[win])
         for t in range(fg_b.shape[0]):
             out[lo + t] = _f_from_boundaries(fg_b[t], gt_b[t], kernel)
     return out[0] if single else out

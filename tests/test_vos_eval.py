@@ -140,6 +140,9 @@ def test_vectorised_metrics_equal_a_literal_port() -> None:
     gt = np.stack([_blobs(rng, shape, 3) for _ in range(frames)])
     res = np.stack([_blobs(rng, shape, 2) for _ in range(frames)])  # object 3 never in the result
     res[2] = gt[2]
+    gt[3, -6:, -9:] = 1  # touching the bottom-right corner (the frame-edge rules of seg2bmap)
+    res[4] = 1  # the whole frame
+    gt[5, :4, :] = 2  # a band along the top edge
     j, f = evaluate_sequence(gt, res, 3)
     for k in range(3):
         for t in range(frames):
