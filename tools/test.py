@@ -11,7 +11,8 @@ Differences from the original: the data root and the result folder are flags (`-
 `--result-dir results/`) instead of CWD-relative paths; `--dataset` choices do not depend on what is downloaded;
 `--device` replaces `--cpu`; result files are written atomically; `--vis` draws only when a display exists;
 `--save-mask` writes per-frame label PNGs of the VOT run. Errors (missing dataset, checkpoint, bad config) are one
-line on stderr with exit status 2. The DAVIS / YouTube-VOS path of the original is not part of this tool.
+line on stderr with exit status 2. The DAVIS / YouTube-VOS path (`--dataset DAVIS2016|DAVIS2017|ytb_vos --mask`)
+runs tools/vos_test.py.
 """
 from __future__ import annotations
 

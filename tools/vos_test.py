@@ -14,7 +14,6 @@ Differences from the original: the PNGs are always written (the original needed 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import zipfile
@@ -27,6 +26,7 @@ from siammask.evaluation.davis import VOSSequence, load_davis, load_ytb_vos
 from siammask.tracker.vos import MIOU_THRESHOLDS, labels_at, run_vos_sequence
 from siammask.utils.errors import SiamMaskError, one_line
 from siammask.utils.io import atomic_path, ensure_output_dir
+from siammask.utils.log_helper import init_log
 from siammask.utils.palette import write_palette_png
 
 #: dataset name -> (loader kind, DAVIS year, split)
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace, build_tracker: Any, default_tracker_name: Any
     seg_thr = tracker.hp.seg_thr
     binary = args.dataset == "DAVIS2016"
     init_from_mask = bool(getattr(args, "init_from_mask", False))
-    logger = logging.getLogger("global")
+    logger = init_log("global", log_file=getattr(args, "log", "") or None)
     logger.info("tracker %s on %s (%d sequences), %s", name, args.dataset, len(sequences), runtime.describe())
     speeds, mious, per_video = [], [], {}
     bar = tqdm(sequences, desc=args.dataset, unit="video", file=sys.stderr, dynamic_ncols=True)
@@ -104,8 +104,8 @@ def _run(args: argparse.Namespace, build_tracker: Any, default_tracker_name: Any
             mious.append(res.miou)
             for i, obj_id in enumerate(res.object_ids):
                 for j, thr in enumerate(res.thresholds):
-                    logger.info("Fusion Multi Object%20s IOU at %.2f: %.4f", f"{seq.name}_{obj_id}", thr,
-                                res.miou[i, j])
+                    logger.info("Fusion Multi Object{:20s} IOU at {:.2f}: {:.4f}".format(
+                        f"{seq.name}_{obj_id}", thr, res.miou[i, j]))
         for obj_id in res.skipped:
             tqdm.write(f"warning: {seq.name} object {obj_id}: empty first-frame mask, not tracked", file=sys.stderr)
         bar.write("({:3d}) Video: {:12s} Time: {:02.1f}s Speed: {:3.1f}fps".format(v_id, seq.name, res.time_s,
