@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = {
     "siammask-eval": "eval",
     "siammask-demo": "demo",
     "siammask-tune-vot": "tune_vot",
+    "siammask-tune-vos": "tune_vos",
 }
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 from tracking_helpers import small_sharp_model
 
+from siammask.utils.palette import read_index_png
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "experiments" / "siammask_sharp" / "config_davis.json")
 FRAMES = 6
@@ -70,7 +72,7 @@ def test_demo_video_two_boxes_writes_mp4_pngs_json(demo_setup: dict[str, str], c
     assert count == FRAMES
     pngs = sorted(os.listdir(os.path.join(out, "masks")))
     assert len(pngs) == FRAMES
-    first = cv2.imread(os.path.join(out, "masks", pngs[0]), cv2.IMREAD_UNCHANGED)
+    first = read_index_png(os.path.join(out, "masks", pngs[0]))  # palette PNG: the index map
     assert first.shape == (120, 160) and set(np.unique(first)) == {0, 1, 2}  # the filled init boxes
     data = json.loads(Path(out, "tracks.json").read_text())
     assert data["num_frames"] == FRAMES and data["num_objects"] == 2
@@ -91,7 +93,7 @@ def test_demo_folder_with_mask_init(demo_setup: dict[str, str], capsys: pytest.C
     assert data["num_frames"] == 3 and data["num_objects"] == 2
     # boxes from cv2.boundingRect of each label
     assert data["frames"][0]["objects"][1]["box"] == [100.0, 20.0, 26.0, 26.0]
-    init = cv2.imread(os.path.join(out, "masks", "00000.png"), cv2.IMREAD_UNCHANGED)
+    init = read_index_png(os.path.join(out, "masks", "00000.png"))
     np.testing.assert_array_equal(init, cv2.imread(demo_setup["mask"], cv2.IMREAD_UNCHANGED))
     assert sorted(os.listdir(os.path.join(out, "masks"))) == ["00000.png", "00001.png", "00002.png"]
 

@@ -8,7 +8,8 @@ red channel, rotated box in green. Additions (users.md items 2, 3, 8, 10, 14):
 * objects come from `--init x,y,w,h` (repeatable: several objects, tracked in one network call per frame),
   `--init-mask PNG` (every non-zero label is an object; its box is `cv2.boundingRect` as the original's VOS init) or,
   only when a display exists, interactive `cv2.selectROIs`;
-* `--output DIR` writes `overlay.mp4` (mp4v), `masks/<frame>.png` (uint8 label map: object k has value k, 0 = none;
+* `--output DIR` writes `overlay.mp4` (mp4v), `masks/<frame>.png` (palette PNG, DAVIS colours: object k has
+  index k, 0 = none;
   frame 0 holds the init masks, or the filled init boxes), and `tracks.json` (per frame and object: box, polygon,
   score, lost);
 * `--no-display` runs headless (and is implied when OpenCV has no GUI).
@@ -27,11 +28,12 @@ from typing import Any, Iterator, Optional
 import cv2
 import numpy as np
 
-from siammask.tools.test import ToolError, one_line, run_tool, write_png
+from siammask.tools.test import ToolError, one_line, run_tool
 from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker, init_result
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from siammask.utils.io import atomic_write_json
+from siammask.utils.palette import write_palette_png
 from siammask.utils.runtime import DEVICE_CHOICES
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.JPG", "*.JPEG", "*.PNG")
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 shown = draw_overlay(frame, list(results), seg_thr)
             frames_json.append({"frame": f, "name": name, "objects": objects})
             if out_dir:
-                write_png(os.path.join(out_dir, "masks", f"{name}.png"), labels)
+                write_palette_png(os.path.join(out_dir, "masks", f"{name}.png"), labels)  # ids, DAVIS colours
                 if writer is None:
                     fps = args.fps or source.fps or 25.0
                     video_tmp = os.path.join(out_dir, ".overlay.partial.mp4")

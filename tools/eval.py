@@ -17,10 +17,12 @@ import argparse
 import sys
 
 from siammask.evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
-from siammask.evaluation.vot import VOT_DATASETS as DATASETS
+from siammask.evaluation.davis import DAVIS_DATASETS
+from siammask.evaluation.vot import VOT_DATASETS
 from siammask.evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
                                plot_expected_overlap, to_json, write_json)
 
+DATASETS = VOT_DATASETS + DAVIS_DATASETS  # DAVIS: tools/vos_eval.py
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
 
 
@@ -52,6 +54,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation; returns the exit status (errors: one line on stderr, status 1)."""
+    if args.dataset.startswith("DAVIS"):
+        from siammask.tools.vos_eval import main as vos_main
+        return vos_main(args)
     if args.num < 1:
         print(f"eval.py: error: --num must be >= 1, got {args.num}", file=sys.stderr)
         return 1

@@ -11,7 +11,8 @@ Differences from the original: the data root and the result folder are flags (`-
 `--result-dir results/`) instead of CWD-relative paths; `--dataset` choices do not depend on what is downloaded;
 `--device` replaces `--cpu`; result files are written atomically; `--vis` draws only when a display exists;
 `--save-mask` writes per-frame label PNGs of the VOT run. Errors (missing dataset, checkpoint, bad config) are one
-line on stderr with exit status 2. The DAVIS / YouTube-VOS path of the original is not part of this tool.
+line on stderr with exit status 2. The DAVIS / YouTube-VOS path (`--dataset DAVIS2016|DAVIS2017|ytb_vos --mask`)
+runs tools/vos_test.py.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from siammask.evaluation.davis import VOS_DATASETS
 from siammask.evaluation.vot import VOT_DATASETS
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.mask_ops import label_map
@@ -61,7 +63,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--mask", action="store_true", help="use the mask branch: report the mask's rotated "
                         "rectangle (8-value polygons) instead of the box")
     parser.add_argument("--refine", action="store_true", help="use the refinement module (sharp model) for the mask")
-    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS, help="VOT dataset (default VOT2018)")
+    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS,
+                        help="VOT dataset (default VOT2018), or a VOS dataset with --mask")
     parser.add_argument("--data-root", default="data", help="folder holding <dataset>.json and <dataset>/ "
                         "(default data/)")
     parser.add_argument("--video", default="", help="run only this video")
@@ -80,6 +83,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "<tracker-name>/baseline/ (default results/)")
     parser.add_argument("--tracker-name", default="", help="result folder name (default <arch>_[mask_][refine_]"
                         "<checkpoint name>, as the original)")
+    parser.add_argument("--init-from-mask", action="store_true", help="VOS: initialise with init_mask (the mask) "
+                        "instead of the original's bounding box of the first-frame mask")
     parser.add_argument("-l", "--log", default="", help="also log to this file")
     return parser
 
@@ -168,6 +173,9 @@ def _frame_callback(video: Any, vis: _Visualiser, mask_dir: Optional[str],
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The work of `main`; raises ToolError on user errors. Returns per-video results and totals."""
+    if args.dataset in VOS_DATASETS:
+        from siammask.tools.vos_test import run_vos
+        return run_vos(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,

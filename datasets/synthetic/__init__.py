@@ -13,8 +13,8 @@ Everything is a pure function of the seed: the same call writes byte-identical r
 from .builtin import BUILTIN_VERSION, SIZES, make_builtin_data
 from .scene import FRAME_SIZE, TEXTURE_SIZE, MovingObject, SyntheticVideo, random_background, random_contour
 from .scene import random_texture, render_video
-from .writers import voc_palette, write_det_dataset, write_palette_png, write_raw_ytb_vos, write_vot_dataset
+from .writers import write_det_dataset, write_palette_png, write_raw_ytb_vos, write_vot_dataset
 
 __all__ = ["BUILTIN_VERSION", "FRAME_SIZE", "SIZES", "TEXTURE_SIZE", "MovingObject", "SyntheticVideo",
            "make_builtin_data", "random_background", "random_contour", "random_texture", "render_video",
-           "voc_palette", "write_det_dataset", "write_palette_png", "write_raw_ytb_vos", "write_vot_dataset"]
+           "write_det_dataset", "write_palette_png", "write_raw_ytb_vos", "write_vot_dataset"]

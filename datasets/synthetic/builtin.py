@@ -8,16 +8,17 @@ from ..errors import DataError
 from ..prep import ytb_vos as ytb_prep
 from ..prep.common import read_json, write_json
 from .scene import FRAME_SIZE
+from .vos_benchmarks import write_vos_benchmarks
 from .writers import write_det_dataset, write_raw_ytb_vos, write_vot_dataset
 
 #: Version of the generated data; a stamp of another version regenerates.
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3  # 3: + the DAVIS / YouTube-VOS valid benchmarks (vos_benchmarks)
 SIZES = {
     # ytb videos x frames, det images, vot videos x frames
     "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 110},
     "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 160},
 }
-_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "builtin.json", "builtin.partial.json")
+_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "DAVIS", "builtin.json", "builtin.partial.json")
 
 
 def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", seed: int = 0, num_workers: int = 0,
@@ -63,6 +64,7 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
     write_det_dataset(os.path.join(data_root, "det"), n["det_images"], FRAME_SIZE, seed, num_workers, progress)
     write_vot_dataset(data_root, "VOT2018", n["vot_videos"], n["vot_frames"], FRAME_SIZE, seed, num_workers,
                       progress)
+    write_vos_benchmarks(data_root, size, seed)
     write_json(stamp, spec)
     os.remove(partial)
     return data_root

@@ -7,7 +7,6 @@ One function per layout, each taking an output folder and a seed (more layouts, 
 * :func:`write_det_dataset`: ImageNet-DET layout (JPEGs + XML boxes), then crop511 + train.json (box-only);
 * :func:`write_vot_dataset`: a VOT2018-style benchmark (color/ frames, rotated-box groundtruth.txt, per-frame
   attribute .tag files, list.txt) and its pysot json;
-* :func:`write_palette_png`: an index map as a palette PNG with the PASCAL VOC / DAVIS palette (:func:`voc_palette`).
 
 The same call writes byte-identical files.
 """
@@ -20,37 +19,12 @@ import cv2
 import numpy as np
 
 from ...evaluation.vot import VOT_ATTRIBUTES
-from ...utils.io import atomic_path, atomic_write_image, atomic_write_text
+from ...utils.io import atomic_write_image, atomic_write_text
+from ...utils.palette import write_palette_png
 from ..prep import det as det_prep
 from ..prep.common import parallel_map, write_json
 from ..prep.vot import create_vot_json
 from .scene import FRAME_SIZE, render_video
-
-
-def voc_palette() -> list[int]:
-    """The PASCAL VOC / DAVIS / YouTube-VOS colour palette (index i -> bit-interleaved colour)."""
-    out = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out += [r, g, b]
-    return out
-
-
-def write_palette_png(path: str, label: np.ndarray) -> None:
-    """Write an (H, W) uint8 index map as a palette PNG (as YouTube-VOS / DAVIS annotations), atomically."""
-    from PIL import Image
-
-    label = np.ascontiguousarray(label, dtype=np.uint8)
-    image = Image.frombytes("P", (label.shape[1], label.shape[0]), label.tobytes())
-    image.putpalette(voc_palette())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
 
 
 @dataclass(frozen=True)
