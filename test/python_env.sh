@@ -11,17 +11,17 @@ _siammask_want_tests=0
 [ "${1:-}" = "--with-tests" ] && _siammask_want_tests=1
 
 _siammask_venv_ready() {
-    local stamp="$_siammask_root/.venv/.siammask-stamp"
+    # ready when the stamps record what is installed: the runtime requirements always, the test ones when wanted
     [ -x "$_siammask_root/.venv/bin/python" ] || return 1
-    [ -f "$stamp" ] || return 1
-    local want
-    want="$(_siammask_stamp)"
-    [ "$(cat "$stamp")" = "$want" ]
+    [ "$(cat "$_siammask_root/.venv/.siammask-stamp" 2>/dev/null)" = "$(_siammask_stamp runtime)" ] || return 1
+    [ "$_siammask_want_tests" = 0 ] \
+        || [ "$(cat "$_siammask_root/.venv/.siammask-test-stamp" 2>/dev/null)" = "$(_siammask_stamp tests)" ]
 }
 
 _siammask_stamp() {
+    # a checksum of the files that decide what `$1` (runtime | tests) installs
     local files=("$_siammask_root/requirements.txt" "$_siammask_root/constraints.txt" "$_siammask_root/setup.py")
-    [ "$_siammask_want_tests" = 1 ] && files+=("$_siammask_root/requirements-test.txt")
+    [ "$1" = tests ] && files=("$_siammask_root/requirements-test.txt" "$_siammask_root/constraints.txt")
     cat "${files[@]}" | cksum | cut -d' ' -f1
 }
 
@@ -41,7 +41,8 @@ _siammask_make_venv() {
     fi
     (cd "$_siammask_root" && PYTHON="$_siammask_root/.venv/bin/python" bash make.sh >/dev/null 2>&1) \
         || echo "[python_env] Cython region extension not built; using the numba fallback" >&2
-    _siammask_stamp > "$_siammask_root/.venv/.siammask-stamp"
+    _siammask_stamp runtime > "$_siammask_root/.venv/.siammask-stamp"
+    if [ "$_siammask_want_tests" = 1 ]; then _siammask_stamp tests > "$_siammask_root/.venv/.siammask-test-stamp"; fi
 }
 
 if [ -n "${PYTHON:-}" ]; then
