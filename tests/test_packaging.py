@@ -120,3 +120,24 @@ def test_wheel_beside_standin_packages(tmp_path: Path) -> None:
     python = _scratch_venv(tmp_path)
     _pip(python, *[str(_make_standin(tmp_path, name)) for name in STANDINS], str(wheel), cwd=tmp_path)
     _check_tools(python, tmp_path)
+
+
+def test_no_bare_top_level_imports() -> None:
+    """Every import of the project's own code goes through `siammask` (or is relative inside a package)."""
+    import ast
+    import subprocess as sp
+
+    files = sp.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    bare = []
+    for name in files:
+        tree = ast.parse((REPO / name).read_text(encoding="utf-8"), filename=name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            bare += [f"{name}:{node.lineno}: {m}" for m in mods
+                     if m.split(".")[0] in STANDINS + ("tracker", "evaluation", "training", "serving")]
+    assert not bare, "bare top-level imports (use siammask.*):\n" + "\n".join(bare)
