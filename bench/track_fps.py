@@ -129,7 +129,7 @@ def load_sharp_model(weights: str, device: torch.device) -> tuple[torch.nn.Modul
     model = build_model("experiments/siammask_sharp/config_vot.json")
     path = weights or (DEFAULT_CONFORMANCE_WEIGHTS if os.path.isfile(DEFAULT_CONFORMANCE_WEIGHTS) else "")
     if path:
-        from siammask.utils.checkpoint import load_pretrained
+        from siammask.models.weights import load_pretrained
 
         if weights:
             load_pretrained(model, path)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from siammask.models import SiamMaskBase, SiamMaskSharp
-from siammask.utils.checkpoint import (
+from siammask.models.weights import (
     PYSOT_PREFIX_MAP,
     CheckpointError,
     convert_pysot_state_dict,

@@ -13,7 +13,7 @@ import torch
 
 from siammask.models import SiamMaskBase, SiamMaskSharp, compute_losses
 from siammask.models.losses import iou_measure, log_softmax_cls, select_cross_entropy_loss, weight_l1_loss
-from siammask.utils.checkpoint import load_pretrained
+from siammask.models.weights import load_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = Path(os.environ.get("SIAMMASK_CONFORMANCE", REPO.parent / "shared" / "conformance"))

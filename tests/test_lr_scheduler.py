@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from siammask.utils.config import LrConfig, WarmupConfig, load_config
-from siammask.utils.engine import OptimizerSettings, start_epoch
-from siammask.utils.lr_scheduler import SCHEDULES, EpochLRScheduler, build_lr_scheduler, lr_spaces
+from siammask.utils.config import ConfigError, LrConfig, WarmupConfig, load_config
+from siammask.training.optim import OptimizerSettings, start_epoch
+from siammask.training.lr_scheduler import SCHEDULES, EpochLRScheduler, build_lr_scheduler, lr_spaces
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # conformance entry -> (config, --P)
@@ -140,7 +140,7 @@ def test_scheduler_keeps_group_multipliers_and_round_trips_state() -> None:
 
 
 def test_bad_schedule_configs_fail_with_a_message() -> None:
-    with pytest.raises(ValueError, match="unknown lr schedule type 'exp'"):
+    with pytest.raises(ConfigError, match="unknown lr schedule type 'exp'"):
         lr_spaces(LrConfig(type="exp"), 5)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ConfigError, match="does not fit"):
         lr_spaces(LrConfig(warmup=WarmupConfig(epoch=5)), 5)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from siammask.datasets.anchor_target import AnchorTarget
-from siammask.models.synthetic import synthetic_batch
+from siammask.datasets.fake_batch import synthetic_batch
 from siammask.tracker import SiamMaskTracker
 from siammask.utils.config import AnchorsConfig, AnchorTargetConfig, ConfigError, HpConfig, load_config, response_size
 

@@ -397,7 +397,7 @@ def test_track_result_is_frozen(clip: list[np.ndarray]) -> None:
 
 def test_build_tracker_missing_checkpoint_names_the_file(tmp_path) -> None:
     from siammask.tracker import build_tracker
-    from siammask.utils.checkpoint import CheckpointError
+    from siammask.models.weights import CheckpointError
 
     missing = tmp_path / "nothing_here.pth"
     with pytest.raises(CheckpointError, match=f"checkpoint not found: {missing}"):
@@ -419,7 +419,7 @@ def test_build_tracker_user_errors_are_siammask_errors(tmp_path, sharp_model: to
                       hp_overrides={"windowing": "gauss"})
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"network": {"arch": "siammask_base"}}))
-    from siammask.utils.checkpoint import CheckpointError
+    from siammask.models.weights import CheckpointError
 
     with pytest.raises(CheckpointError, match="siammask_sharp checkpoint"):
         build_tracker(str(base), str(ckpt), "cpu")

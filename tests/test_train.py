@@ -6,7 +6,6 @@ refine stage does) and batches of 2-4, in the frozen stage (--epochs 20, a few i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -22,19 +21,16 @@ import pytest
 import torch
 from torch import nn
 
-from siammask.tools.train_siammask import get_args_parser, main, train_one_epoch
+from siammask.models.weights import CheckpointError
+from siammask.tools.train_siammask import get_args_parser, run
 from siammask.tools.train_siammask_refine import get_args_parser as refine_parser
-from siammask.utils.checkpoint import CheckpointError
+from siammask.training.engine import train_one_epoch
+from siammask.training.errors import TrainingError
+from siammask.training.invalid_loss import InvalidSteps
+from siammask.training.loader import build_train_loader
+from siammask.training.optim import OptimizerSettings, clip_gradients, start_epoch
+from siammask.training.progress import EpochPlan, ProgressLogger
 from siammask.utils.config import ClipConfig, load_config
-from siammask.utils.engine import (
-    EpochPlan,
-    OptimizerSettings,
-    ProgressLogger,
-    TrainingError,
-    build_train_loader,
-    clip_gradients,
-    start_epoch,
-)
 from siammask.utils.runtime import Runtime, cleanup, init_runtime, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +69,7 @@ def train(folder: Path, config: Path, data_root: Path, *extra: str, refine: bool
     args = parser.parse_args(["--config", str(config), "--data-root", str(data_root), "-j", "0", "-p", "1",
                               "--device", "cpu", "--log", str(log), "--log-dir", "", "-s", str(folder / "snap"),
                               "--backbone", "", *extra])
-    main(args)
+    run(args)
     return [float(v) for v in LOSS_LINE.findall(log.read_text())]
 
 
@@ -247,9 +243,9 @@ def _first_step(runtime: Runtime, config: str, data_root: str, batch: int) -> tu
     model = torch.nn.parallel.DistributedDataParallel(net) if runtime.distributed else net
     loader = build_train_loader(_Paired(build_train_dataset(cfg, data_root, seed=0), 8), batch, 0, runtime, 0, 0)
     progress = ProgressLogger(logging.getLogger("test_ddp"), runtime, batch, 1, total=1)
-    args = argparse.Namespace(clip=10.0)
-    train_one_epoch(model, optimizer, runtime.make_scaler(), loader, runtime, progress, cfg, args,
-                    EpochPlan(0, len(loader), scheduler.get_cur_lr(), max_iters=1))
+    train_one_epoch(model, optimizer, runtime.make_scaler(), loader, runtime, progress,
+                    EpochPlan(0, len(loader), scheduler.get_cur_lr(), max_iters=1), cfg.loss.weight, cfg.clip, 10.0,
+                    InvalidSteps())
     grads = {n: p.grad.detach().clone() for n, p in net.named_parameters() if p.grad is not None}
     return progress.meters.val["siammask_loss"], grads
 
@@ -360,8 +356,10 @@ def _scripted_losses(values: list[float]):
     return compute
 
 
-def _stub_epoch(monkeypatch: pytest.MonkeyPatch, losses: list[float], caplog: pytest.LogCaptureFixture):
-    monkeypatch.setattr("siammask.tools.train_siammask.compute_losses", _scripted_losses(losses))
+def _stub_epoch(monkeypatch: pytest.MonkeyPatch, losses: list[float], caplog: pytest.LogCaptureFixture,
+                invalid: InvalidSteps | None = None):
+    invalid = InvalidSteps() if invalid is None else invalid
+    monkeypatch.setattr("siammask.training.engine.compute_losses", _scripted_losses(losses))
     model = _Stub()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     runtime = init_runtime("cpu", env={})
@@ -371,8 +369,8 @@ def _stub_epoch(monkeypatch: pytest.MonkeyPatch, losses: list[float], caplog: py
     loader = [{"x": torch.ones(1, 1)} for _ in losses]
     cfg = load_config(ROOT / "experiments/siammask_base/config.json")
     with caplog.at_level(logging.WARNING, logger="test_invalid_loss"):
-        stats = train_one_epoch(model, optimizer, runtime.make_scaler(), loader, runtime, progress, cfg,
-                                argparse.Namespace(clip=10.0), EpochPlan(0, len(losses), 0.1))
+        stats = train_one_epoch(model, optimizer, runtime.make_scaler(), loader, runtime, progress,
+                                EpochPlan(0, len(losses), 0.1), cfg.loss.weight, cfg.clip, 10.0, invalid)
     return model, stats
 
 

@@ -21,43 +21,31 @@ import argparse
 import json
 import logging
 import os
-import sys
-import time
-from typing import Iterable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from siammask.datasets import DataError, build_train_dataset
-from siammask.models import build_model, compute_losses
-from siammask.utils.checkpoint import CheckpointError, load_pretrained
-from siammask.utils.config import Config, ConfigError, load_config
-from siammask.utils.engine import (
-    LOSS_METERS,
-    MAX_CONSECUTIVE_SKIPS,
-    EpochPlan,
-    EpochStats,
-    OptimizerSettings,
-    ProgressLogger,
-    TrainingError,
-    build_train_loader,
-    checkpoint_state,
-    clip_gradients,
-    is_valid_loss,
-    load_resume_checkpoint,
-    reduce_mean,
-    save_checkpoint,
-    start_epoch,
-    steps_per_epoch,
-)
+from siammask.datasets import build_train_dataset
+from siammask.models import build_model
+from siammask.models.weights import CheckpointError, load_pretrained
+from siammask.training.checkpoint import (checkpoint_state, find_resume_checkpoint, load_resume_checkpoint,
+                                          save_checkpoint)
+from siammask.training.engine import first_non_finite, train_one_epoch
+from siammask.training.errors import TrainingError
+from siammask.training.invalid_loss import InvalidSteps
+from siammask.training.loader import build_train_loader, steps_per_epoch
+from siammask.training.lr_scheduler import lr_spaces
+from siammask.training.optim import OptimizerSettings, start_epoch
+from siammask.training.progress import EpochPlan, ProgressLogger
+from siammask.utils.config import Config, load_config
+from siammask.utils.errors import run_tool, tool_cli
+from siammask.utils.io import ensure_output_dir, remove_stale_temporaries
 from siammask.utils.log_helper import init_log, log_environment
-from siammask.utils.lr_scheduler import lr_spaces
-from siammask.utils.runtime import Runtime, RuntimeSetupError, cleanup, init_runtime, main_process_first, seed_everything, unwrap
+from siammask.utils.runtime import cleanup, init_runtime, main_process_first, seed_everything, unwrap
 
 STAGES = {"base": ("experiments/siammask_base/config.json", "siammask_base"),
           "refine": ("experiments/siammask_sharp/config.json", "siammask_sharp")}
 DEFAULT_BACKBONE = "models/resnet.model"  # where the Ascend port expected the ImageNet backbone
-ERRORS = (ConfigError, CheckpointError, DataError, RuntimeSetupError, TrainingError)
 
 
 def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.ArgumentParser:
@@ -76,7 +64,10 @@ def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.Argu
     parser.add_argument("--weight-decay", "--wd", default=1e-4, type=float, help="weight decay (all parameters)")
     parser.add_argument("--clip", default=10.0, type=float, help="gradient-norm clip when the config sets none")
     parser.add_argument("-p", "--print-freq", default=10, type=int, help="log every N iterations")
-    parser.add_argument("--resume", default="", help="training checkpoint to continue (model, optimizer, lr, epoch)")
+    parser.add_argument("--resume", default="", help="training checkpoint to continue (model, optimizer, lr, epoch); "
+                        "a folder or 'auto' (= --save_dir) takes its newest complete checkpoint")
+    parser.add_argument("--override-seed", action="store_true", help="with --resume: accept a --seed other than the "
+                        "checkpoint's (the data order then differs from an uninterrupted run)")
     parser.add_argument("--pretrained", default="", help="weights to start from: a base checkpoint for the refine "
                         "stage, or any SiamMask/pysot weights file (loaded strictly)")
     parser.add_argument("--backbone", default="" if refine else DEFAULT_BACKBONE,
@@ -98,50 +89,11 @@ def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.Argu
     return parser
 
 
-def train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                    loader: Iterable[dict[str, torch.Tensor]], runtime: Runtime, progress: ProgressLogger,
-                    cfg: Config, args: argparse.Namespace, plan: EpochPlan) -> EpochStats:
-    """The iterations of `plan`: forward, named losses, backward, clip, SGD step (skipped, loudly, on a bad loss)."""
-    model.train()
-    keys = list(LOSS_METERS)
-    skipped = consecutive = iterations = 0
-    t0 = time.perf_counter()
-    for batch in progress.log_every(loader, plan):
-        batch = {k: v.to(runtime.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-        with runtime.autocast():
-            out = model(batch)
-        losses = compute_losses(out, batch, cfg.loss.weight)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["total"]).backward()
-        scaler.unscale_(optimizer)
-        grad_norm = clip_gradients(model, cfg.clip, args.clip)
-        bad = 0.0 if is_valid_loss(float(losses["total"].detach())) else 1.0
-        values = torch.stack([losses[k].detach().float().reshape(()) for k in keys]
-                             + [torch.tensor(bad, device=losses["total"].device)])
-        values = reduce_mean(values, runtime).tolist()
-        if values[-1] > 0:  # any process saw an invalid loss: all skip, so the replicas stay equal
-            skipped, consecutive = skipped + 1, consecutive + 1
-            terms = ", ".join(f"{k}={v:.6g}" for k, v in zip(keys, values[:-1], strict=True))
-            if runtime.is_main:
-                progress.logger.warning(f"step {progress.step + 1} (epoch {plan.epoch + 1}, iteration "
-                                        f"{plan.start + iterations + 1}): loss not finite or > 1e4 ({terms}); "
-                                        f"optimizer step skipped ({skipped} this epoch)")
-            if consecutive >= MAX_CONSECUTIVE_SKIPS:
-                raise TrainingError(f"{consecutive} consecutive steps with an invalid loss ({terms}); stopping")
-        else:
-            scaler.step(optimizer)
-            consecutive = 0
-        scaler.update()
-        iterations += 1
-        named = {LOSS_METERS[k]: v for k, v in zip(keys, values[:-1], strict=True)}
-        progress.meters.update(grad_norm=grad_norm, **named)
-    return progress.epoch_stats(iterations, skipped, time.perf_counter() - t0)
-
-
 def load_weights(model: torch.nn.Module, args: argparse.Namespace, logger: logging.Logger) -> None:
     """ImageNet backbone (base stage) and/or --pretrained weights; says plainly when training starts without them."""
     if args.backbone and (os.path.isfile(args.backbone) or args.backbone != DEFAULT_BACKBONE):
         report = load_pretrained(model, args.backbone)
+        _refuse_non_finite(model, args.backbone)
         logger.info(f"ImageNet backbone: {report.loaded} tensors from {args.backbone}")
     elif args.stage == "base" and not args.pretrained:
         why = f"{args.backbone} not found" if args.backbone else "--backbone ''"
@@ -149,14 +101,67 @@ def load_weights(model: torch.nn.Module, args: argparse.Namespace, logger: loggi
                        f"--backbone path/to/resnet.model to use them")
     if args.pretrained:
         report = load_pretrained(model, args.pretrained, allow_missing_refine=args.stage == "refine")
+        _refuse_non_finite(model, args.pretrained)
         logger.info(f"pretrained: {report.loaded} tensors from {args.pretrained} ({report.kind}"
                     f"{'; ' + '; '.join(report.tolerated) if report.tolerated else ''})")
     elif args.stage == "refine":
         logger.warning("refine stage WITHOUT a trained base model (--pretrained not given): random weights")
 
 
-def main(args: argparse.Namespace) -> None:
-    """Train for ``args.epochs`` epochs (or ``args.num_steps`` iterations), checkpointing every epoch."""
+def _refuse_non_finite(model: torch.nn.Module, path: str) -> None:
+    name = first_non_finite(model)
+    if name is not None:
+        raise CheckpointError(f"{path}: tensor {name!r} holds NaN or inf; refusing to train from it")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output folder can be written, before any work; stale checkpoint temporaries of a killed run removed."""
+    ensure_output_dir(args.save_dir, "--save_dir")
+    if args.log_dir:
+        ensure_output_dir(args.log_dir, "--log-dir")
+    if args.log:
+        ensure_output_dir(os.path.dirname(os.path.abspath(args.log)), "--log (folder)")
+    remove_stale_temporaries(args.save_dir, "checkpoint_*")
+
+
+def check_resume(state: dict, path: str, cfg: Config, args: argparse.Namespace) -> None:
+    """A resume continues the same run: same seed (unless --override-seed) and the same config."""
+    if state.get("seed") is not None and state["seed"] != args.seed and not args.override_seed:
+        raise TrainingError(f"{path} was trained with --seed {state['seed']}, not {args.seed}; pass --seed "
+                            f"{state['seed']} (or --override-seed to accept another data order)")
+    saved, now = state.get("config"), cfg.to_dict()
+    if saved is not None and saved != now:
+        key = _first_difference(saved, now)
+        raise TrainingError(f"{path} was trained with another config ({args.config} differs at key {key!r}); "
+                            f"resume with the checkpoint's config")
+
+
+def _first_difference(a: object, b: object, key: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else k)
+    return key or "<root>"
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the training behind the error boundary; returns the exit status (0, 2 user error, 130/143 signal)."""
+    return run_tool(run, args, interrupted="interrupted (the last complete checkpoint is kept; --resume auto "
+                    "continues)")
+
+
+def cli() -> None:
+    """Console script ``siammask-train``."""
+    tool_cli(main, get_args_parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train for ``args.epochs`` epochs (or ``args.num_steps`` iterations), checkpointing every epoch.
+
+    Raises:
+        SiamMaskError: bad config, data, checkpoint or output folder; a diverged run (one line each).
+    """
+    check_outputs(args)
     runtime = init_runtime(args.device, args.amp, args.loss_scale)
     logger = init_log("global", runtime.rank, args.log or None)
     try:
@@ -165,10 +170,7 @@ def main(args: argparse.Namespace) -> None:
         seed_everything(args.seed)
         cfg = load_config(args.config)
         cfg = cfg.scale_lr(args.P) if args.P != 1 else cfg
-        try:
-            logger.info("lr per epoch: " + ", ".join(f"{v:.6g}" for v in lr_spaces(cfg.lr, args.epochs).values))
-        except ValueError as e:
-            raise TrainingError(f"{args.config}: the lr schedule does not fit --epochs {args.epochs}: {e}") from None
+        logger.info("lr per epoch: " + ", ".join(f"{v:.6g}" for v in lr_spaces(cfg.lr, args.epochs).values))
         logger.info(f"config {args.config}\n{json.dumps(cfg.to_dict(), indent=2)}")
         model = build_model(cfg)
         if model.arch != STAGES[args.stage][1]:
@@ -180,9 +182,17 @@ def main(args: argparse.Namespace) -> None:
         settings = OptimizerSettings(args.lr, args.momentum, args.weight_decay)
         scaler = runtime.make_scaler()
         first_epoch, iteration, optimizer, scheduler = args.start_epoch, 0, None, None
+        invalid = InvalidSteps()
         if args.resume:
+            if args.resume == "auto" or os.path.isdir(args.resume):
+                args.resume = find_resume_checkpoint(args.save_dir if args.resume == "auto" else args.resume)
+                logger.info(f"--resume: the newest complete checkpoint is {args.resume}")
             state = load_resume_checkpoint(args.resume, model.arch)
+            check_resume(state, args.resume, cfg, args)
             model.load_state_dict(state["state_dict"])
+            _refuse_non_finite(model, args.resume)
+            if "invalid_steps" in state:
+                invalid.load_state_dict(state["invalid_steps"])
             first_epoch, iteration = state["epoch"], state["iteration"]
             if iteration and state["global_batch"] != args.batch * runtime.world_size:
                 raise TrainingError(f"{args.resume} stopped inside an epoch with batch x processes = "
@@ -230,15 +240,20 @@ def main(args: argparse.Namespace) -> None:
             trainable = flags
             loader = build_train_loader(dataset, args.batch, args.workers, runtime, epoch, args.seed, start)
             plan = EpochPlan(epoch, n_epoch, scheduler.get_cur_lr(), start, total - progress.step)
-            stats = train_one_epoch(ddp, optimizer, scaler, loader, runtime, progress, cfg, args, plan)
+            stats = train_one_epoch(ddp, optimizer, scaler, loader, runtime, progress, plan, cfg.loss.weight, cfg.clip,
+                                    args.clip, invalid)
             progress.log_epoch(epoch, stats, optimizer)
             if dataset.bad_count:
                 logger.warning(f"{dataset.bad_count} unreadable samples replaced so far (skip_bad)")
             finished = start + stats.iterations >= n_epoch
+            bad = first_non_finite(net)
+            if bad is not None:
+                raise TrainingError(f"the weights are not finite after step {progress.step} (first: {bad!r}; "
+                                    f"{invalid.total} invalid steps); no checkpoint saved for epoch {epoch + 1}")
             if runtime.is_main:
                 state = checkpoint_state(net, optimizer, scheduler, scaler, cfg, epoch + finished,
                                          0 if finished else start + stats.iterations, progress.step, args.seed,
-                                         args.batch * runtime.world_size)
+                                         args.batch * runtime.world_size, invalid.state_dict())
                 name = f"checkpoint_e{epoch + 1}.pth" if finished else f"checkpoint_step{progress.step}.pth"
                 logger.info(f"saved {save_checkpoint(state, args.save_dir, name)}")
             if not finished:
@@ -251,7 +266,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except ERRORS as e:
-        sys.exit(f"error: {e}")
+    cli()

@@ -12,12 +12,12 @@ Example: ``python tools/train_siammask_refine.py --pretrained snapshot/checkpoin
 from __future__ import annotations
 
 import argparse
-import sys
 
-from siammask.tools.train_siammask import ERRORS, main
 from siammask.tools.train_siammask import get_args_parser as _training_parser
+from siammask.tools.train_siammask import main, run
+from siammask.utils.errors import tool_cli
 
-__all__ = ["get_args_parser", "main"]
+__all__ = ["get_args_parser", "main", "run", "cli"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -25,8 +25,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return _training_parser(add_help=add_help, stage="refine")
 
 
+def cli() -> None:
+    """Console script ``siammask-train-refine``."""
+    tool_cli(main, get_args_parser)
+
+
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except ERRORS as e:
-        sys.exit(f"error: {e}")
+    cli()

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..utils.checkpoint import CheckpointError, load_pretrained
+from ..models.weights import CheckpointError, load_pretrained
 from ..utils.config import Config, load_config, load_hp
 from ..utils.runtime import Runtime, amp_dtype_for, init_runtime
 from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker

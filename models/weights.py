@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import SiamMaskError
+from ..utils.errors import SiamMaskError
 
 PathLike = str | os.PathLike
 

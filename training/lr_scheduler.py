@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import LrConfig, WarmupConfig
+from ..utils.config import ConfigError, LrConfig, WarmupConfig
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ def _step(start_lr: float, end_lr: Optional[float], epochs: int, step: int = 10,
     mult = 0.1 if mult is None else mult
     if end_lr is not None:
         if epochs // step == 0:
-            raise ValueError(f"step schedule: {epochs} epoch(s) hold no full step of {step} epochs; cannot reach "
-                             f"end_lr {end_lr}")
+            raise ConfigError(f"step schedule: {epochs} epoch(s) hold no full step of {step} epochs; cannot "
+                              f"reach end_lr {end_lr}")
         mult = math.pow(end_lr / start_lr, 1.0 / (epochs // step))
     return LrSpaces(start_lr * (mult ** (np.arange(epochs) // step)), start_lr)
 
@@ -84,9 +84,9 @@ SCHEDULES: dict[str, Callable[..., LrSpaces]] = {
 }
 
 
-def _single(cfg: LrConfig | WarmupConfig, epochs: int) -> LrSpaces:
+def _single(cfg: LrConfig | WarmupConfig, epochs: int, key: str) -> LrSpaces:
     if cfg.type not in SCHEDULES:
-        raise ValueError(f"unknown lr schedule type {cfg.type!r}; valid types: {', '.join(SCHEDULES)}")
+        raise ConfigError(f"key '{key}': unknown lr schedule type {cfg.type!r}; valid types: {', '.join(SCHEDULES)}")
     kwargs: dict[str, Any] = {"start_lr": cfg.start_lr, "end_lr": cfg.end_lr, "epochs": epochs,
                               "step": cfg.step, "mult": cfg.mult}
     if isinstance(cfg, LrConfig):
@@ -95,16 +95,20 @@ def _single(cfg: LrConfig | WarmupConfig, epochs: int) -> LrSpaces:
 
 
 def lr_spaces(cfg: LrConfig, epochs: int) -> LrSpaces:
-    """The per-epoch schedule of an lr config over `epochs` epochs (warm-up concatenated when configured)."""
+    """The per-epoch schedule of an lr config over `epochs` epochs (warm-up concatenated when configured).
+
+    Raises:
+        ConfigError: an unknown schedule type (naming the key), or a schedule that does not fit `epochs`.
+    """
     if epochs < 1:
-        raise ValueError(f"the lr schedule needs at least one epoch, got {epochs}")
+        raise ConfigError(f"the lr schedule needs at least one epoch, got --epochs {epochs}")
     if cfg.warmup is None:
-        return _single(cfg, epochs)
+        return _single(cfg, epochs, "lr.type")
     warm_epochs = cfg.warmup.epoch
     if not 0 <= warm_epochs < epochs:
-        raise ValueError(f"warm-up of {warm_epochs} epochs does not fit in {epochs} epochs")
-    warm = _single(cfg.warmup, warm_epochs) if warm_epochs else LrSpaces(np.zeros(0), cfg.start_lr)
-    main = _single(cfg, epochs - warm_epochs)
+        raise ConfigError(f"key 'lr.warmup.epoch': warm-up of {warm_epochs} epochs does not fit in --epochs {epochs}")
+    warm = _single(cfg.warmup, warm_epochs, "lr.warmup.type") if warm_epochs else LrSpaces(np.zeros(0), cfg.start_lr)
+    main = _single(cfg, epochs - warm_epochs, "lr.type")
     return LrSpaces(np.concatenate([warm.values, main.values]), float(main.values[0]))
 
 
