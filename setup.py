@@ -20,6 +20,7 @@ CONSOLE_SCRIPTS = {
     "siammask-tune-vot": "tune_vot",
     "siammask-tune-vos": "tune_vos",
     "siammask-export-onnx": "export_onnx",
+    "siammask-vot-trax": "vot_trax",
 }
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 

@@ -9,22 +9,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tracking_helpers import small_sharp_model
+from tracking_helpers import tamed_sharp_model
 
 onnx = pytest.importorskip("onnx", reason="the ONNX export needs onnx (pip install onnx onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime (pip install onnxruntime)")
 
 CONFIG = "experiments/siammask_sharp/config_vot.json"
-
-
-def tamed_sharp_model() -> torch.nn.Module:
-    """The calibrated random sharp model with its box regression scaled by 1e-3, so that boxes stay finite and move
-    (unscaled, the random regression overflows and the tracker keeps the init box at score 0)."""
-    model = small_sharp_model()
-    with torch.no_grad():
-        model.rpn_model.loc.head[3].weight.mul_(1e-3)
-        model.rpn_model.loc.head[3].bias.mul_(1e-3)
-    return model
 
 
 @pytest.fixture(scope="module")
