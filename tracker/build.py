@@ -99,7 +99,9 @@ def _build_onnx_tracker(config_path: str, onnx_dir: Optional[str], device: str, 
         raise OnnxBackendError("--amp, --fast and --channels-last apply to the torch backend only")
     cfg = load_config(config_path)
     hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
-    net = load_onnx_backend(onnx_dir, device)
+    # onnxruntime ignores OMP_NUM_THREADS; honour it as torch does (0 = onnxruntime's default, one per core)
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    net = load_onnx_backend(onnx_dir, device, int(threads) if threads.isdigit() else 0)
     if (net.exemplar_size, net.instance_size) != (hp.exemplar_size, hp.instance_size):
         raise OnnxBackendError(f"--onnx-dir {onnx_dir} was exported for {net.exemplar_size}/{net.instance_size}-px "
                                f"crops, the config's hp has {hp.exemplar_size}/{hp.instance_size}")
