@@ -19,6 +19,8 @@ CONSOLE_SCRIPTS = {
     "siammask-demo": "demo",
     "siammask-tune-vot": "tune_vot",
     "siammask-tune-vos": "tune_vos",
+    "siammask-export-onnx": "export_onnx",
+    "siammask-vot-trax": "vot_trax",
 }
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 
@@ -64,6 +66,7 @@ setup(
     package_dir=PACKAGE_DIR,
     entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
     ext_modules=region_extensions(),
+    extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"]},
     python_requires=">=3.10",
     zip_safe=False,
 )

@@ -87,8 +87,8 @@ def conv_peak_gflops(dtype: torch.dtype, repeats: int = 5) -> float:
 
 def run_configuration(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     """Build the model, time ``args.steps`` training steps of ``stage``; returns the figures."""
-    from siammask.models import SiamMaskBase, compute_losses
     from siammask.datasets.fake_batch import synthetic_batch
+    from siammask.models import SiamMaskBase, compute_losses
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

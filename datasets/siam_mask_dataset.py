@@ -41,13 +41,13 @@ import cv2
 import numpy as np
 import torch.utils.data
 
+from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
 from .anchor_target import AnchorTarget
 from .augmentation import Augmentation
 from .crop import target_box_in_crop
 from .errors import DataError
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
-from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)

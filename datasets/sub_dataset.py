@@ -25,8 +25,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import DataError
 from siammask.utils.config import SubDatasetConfig
+
+from .errors import DataError
 
 MASK_DATASETS = ("coco", "ytb_vos")
 

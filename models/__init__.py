@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
+from ..utils.config import Config, ConfigError, load_config
 from .losses import compute_losses
 from .siammask import SiamMaskBase, SiamMaskSharp
-from ..utils.config import Config, ConfigError, load_config
 
 #: Model name -> class. ``network.arch`` in a config.json selects one (or ``Custom``, see :func:`resolve_arch`).
 MODELS: dict[str, type[SiamMaskBase]] = {
@@ -52,7 +52,7 @@ def build_model(config: str | os.PathLike | dict | Config) -> SiamMaskBase:
 
     Returns:
         a :class:`SiamMaskBase` or :class:`SiamMaskSharp` on the CPU, in train mode, at the epoch-0 / refine stage;
-        load weights with :func:`utils.checkpoint.load_pretrained`.
+        load weights with :func:`siammask.models.weights.load_pretrained`.
 
     The anchor layout is not stored on the model: the tracker takes it from the config (``cfg.anchors``).
 

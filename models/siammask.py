@@ -28,12 +28,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from siammask.utils.config import LrConfig
+
 from .features import ResDown
 from .losses import select_mask_positions
 from .mask import MaskCorr
 from .refine import Position, Refine, position_indices
 from .rpn import UP
-from siammask.utils.config import LrConfig
 
 Batch = dict[str, Tensor]
 #: Side of the base mask head's masks (3969 = 63 * 63 channels), in both models.

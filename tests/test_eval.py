@@ -15,8 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siammask.evaluation import (BenchmarkError, ResultError, eval_accuracy_robustness, eval_eao, evaluate_trackers,
-                        list_trackers, load_tracker_trajectories, load_vot_dataset)
+from siammask.evaluation import (
+    BenchmarkError,
+    ResultError,
+    eval_accuracy_robustness,
+    eval_eao,
+    evaluate_trackers,
+    list_trackers,
+    load_tracker_trajectories,
+    load_vot_dataset,
+)
 from siammask.utils.region import vot_overlap_traj
 
 eval_tool = importlib.import_module("siammask.tools.eval")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from siammask.utils.config import ConfigError, LrConfig, WarmupConfig, load_config
-from siammask.training.optim import OptimizerSettings, start_epoch
 from siammask.training.lr_scheduler import SCHEDULES, EpochLRScheduler, build_lr_scheduler, lr_spaces
+from siammask.training.optim import OptimizerSettings, start_epoch
+from siammask.utils.config import ConfigError, LrConfig, WarmupConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # conformance entry -> (config, --P)

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from siammask.datasets.fake_batch import synthetic_batch
 from siammask.models import MODELS, SiamMaskBase, SiamMaskSharp, build_model, compute_losses, resolve_arch
 from siammask.models.features import crop_adjusted_center
 from siammask.models.losses import mask_label_windows, upsample_mask_logits
-from siammask.datasets.fake_batch import synthetic_batch
 from siammask.utils.config import ConfigError, LrConfig
 
 REPO = Path(__file__).resolve().parents[1]

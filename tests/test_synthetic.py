@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 
 from siammask.datasets import DataError, build_train_dataset
-from siammask.datasets.synthetic import (make_builtin_data, random_contour, render_video, write_palette_png,
-                                         write_raw_ytb_vos, write_vot_dataset)
+from siammask.datasets.synthetic import (
+    make_builtin_data,
+    random_contour,
+    render_video,
+    write_palette_png,
+    write_raw_ytb_vos,
+    write_vot_dataset,
+)
 from siammask.evaluation.vot import VOT_ATTRIBUTES as VOT_TAGS
 from siammask.tools import make_synthetic_data, visualize_dataset
 from siammask.utils.config import load_config

@@ -12,9 +12,9 @@ from tracking_helpers import StubNet, small_sharp_model
 
 from siammask.tracker import SiamMaskTracker, TargetState, get_subwindow_tracking, select_anchor
 from siammask.tracker.fast import fold_batchnorms, make_fast_model
+from siammask.tracker.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
 from siammask.utils.bbox import get_axis_aligned_bbox, mask_to_xywh, vot_rect_to_polygon8, xywh_to_cxcywh
 from siammask.utils.config import HpConfig
-from siammask.tracker.mask_ops import crop_back, label_map, paste_mask, polygon_from_mask
 
 HP = {"penalty_k": 0.1, "window_influence": 0.1, "lr": 0.5}
 
@@ -396,8 +396,8 @@ def test_track_result_is_frozen(clip: list[np.ndarray]) -> None:
 
 
 def test_build_tracker_missing_checkpoint_names_the_file(tmp_path) -> None:
-    from siammask.tracker import build_tracker
     from siammask.models.weights import CheckpointError
+    from siammask.tracker import build_tracker
 
     missing = tmp_path / "nothing_here.pth"
     with pytest.raises(CheckpointError, match=f"checkpoint not found: {missing}"):

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import ROOT, builtin_root, tiny_config, train  # noqa: F401 - fixtures and helpers
 
 from siammask.models.weights import CheckpointError
 from siammask.training.errors import TrainingError
 from siammask.training.invalid_loss import MAX_CONSECUTIVE_SKIPS, InvalidSteps
-
-from test_train import ROOT, builtin_root, tiny_config, train  # noqa: F401 - fixtures and helpers
 
 TOOL = ROOT / "tools" / "train_siammask.py"
 

@@ -9,8 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from siammask.evaluation.davis import (db_eval_boundary, db_eval_iou, db_statistics, disk, evaluate_davis,
-                                       evaluate_sequence, load_davis, seg2bmap)
+from siammask.evaluation.davis import (
+    db_eval_boundary,
+    db_eval_iou,
+    db_statistics,
+    disk,
+    evaluate_davis,
+    evaluate_sequence,
+    load_davis,
+    seg2bmap,
+)
 from siammask.evaluation.errors import ResultError
 from siammask.utils.palette import davis_palette, read_index_png, write_palette_png
 

@@ -90,3 +90,16 @@ def small_sharp_model() -> torch.nn.Module:
         sd = torch.load(CONFORMANCE_WEIGHTS, map_location="cpu", weights_only=True)
         model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()})
     return model.eval()
+
+
+def tamed_sharp_model() -> torch.nn.Module:
+    """:func:`small_sharp_model` with its box regression scaled by 1e-3, so that boxes stay finite and move.
+
+    Unscaled, the random regression overflows and the tracker keeps the init box at score 0, which makes two
+    tracking runs trivially equal; backend and protocol tests use this model instead.
+    """
+    model = small_sharp_model()
+    with torch.no_grad():
+        model.rpn_model.loc.head[3].weight.mul_(1e-3)
+        model.rpn_model.loc.head[3].bias.mul_(1e-3)
+    return model

@@ -30,6 +30,7 @@ import numpy as np
 
 from siammask.tools.test import ToolError, one_line, run_tool
 from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker, init_result
+from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from siammask.utils.io import atomic_write_json
@@ -68,6 +69,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="BatchNorm folded, bf16/fp16 weights + autocast, "
                         "channels_last (about 2x faster on CPU; not bit-exact)")
+    add_backend_arguments(parser)
     return parser
 
 
@@ -213,7 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source = FrameSource(args.input)
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
-                                        fast=args.fast)
+                                        fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir)
     seg_thr = tracker.hp.seg_thr
     display = not args.no_display and has_display()
     writer: Optional[cv2.VideoWriter] = None

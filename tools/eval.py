@@ -16,11 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from siammask.evaluation import (VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset)
+from siammask.evaluation import VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset
 from siammask.evaluation.davis import DAVIS_DATASETS
+from siammask.evaluation.report import (
+    format_attribute_table,
+    format_summary_table,
+    format_video_table,
+    plot_expected_overlap,
+    to_json,
+    write_json,
+)
 from siammask.evaluation.vot import VOT_DATASETS
-from siammask.evaluation.report import (format_attribute_table, format_summary_table, format_video_table,
-                               plot_expected_overlap, to_json, write_json)
 
 DATASETS = VOT_DATASETS + DAVIS_DATASETS  # DAVIS: tools/vos_eval.py
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers

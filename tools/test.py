@@ -30,6 +30,7 @@ from tqdm import tqdm
 from siammask.evaluation.davis import VOS_DATASETS
 from siammask.evaluation.vot import VOT_DATASETS
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
+from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.errors import SiamMaskError
 from siammask.utils.log_helper import init_log
@@ -86,6 +87,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--init-from-mask", action="store_true", help="VOS: initialise with init_mask (the mask) "
                         "instead of the original's bounding box of the first-frame mask")
     parser.add_argument("-l", "--log", default="", help="also log to this file")
+    add_backend_arguments(parser)
     return parser
 
 
@@ -179,7 +181,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
-                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast)
+                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast,
+                                          backend=args.backend, onnx_dir=args.onnx_dir)
     dataset = load_dataset(args.dataset, args.data_root)
     videos = list(dataset)
     if args.video:

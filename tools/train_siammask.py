@@ -28,8 +28,12 @@ from torch.nn.parallel import DistributedDataParallel
 from siammask.datasets import build_train_dataset
 from siammask.models import build_model
 from siammask.models.weights import CheckpointError, load_pretrained
-from siammask.training.checkpoint import (checkpoint_state, find_resume_checkpoint, load_resume_checkpoint,
-                                          save_checkpoint)
+from siammask.training.checkpoint import (
+    checkpoint_state,
+    find_resume_checkpoint,
+    load_resume_checkpoint,
+    save_checkpoint,
+)
 from siammask.training.engine import first_non_finite, train_one_epoch
 from siammask.training.errors import TrainingError
 from siammask.training.invalid_loss import InvalidSteps

@@ -29,17 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from siammask.evaluation.davis import (DAVIS_DATASETS, DAVIS_MEASURES, VOS_DATASETS_SPEC, FrameScorer, is_binary_dataset,
-                                       load_davis)
+from siammask.evaluation.davis import (
+    DAVIS_DATASETS,
+    DAVIS_MEASURES,
+    VOS_DATASETS_SPEC,
+    FrameScorer,
+    is_binary_dataset,
+    load_davis,
+)
 from siammask.tools.test import ToolError, one_line, run_tool
-from siammask.tracker import build_tracker
 from siammask.tools.tune_vot import claim, combinations, combo_name, parse_range, parse_range_int, release
-from siammask.tracker import SiamMaskTracker
+from siammask.tracker import SiamMaskTracker, build_tracker
 from siammask.tracker.vos import labels_at, run_vos_sequence
 from siammask.utils.errors import SiamMaskError, tool_cli
-from siammask.utils.io import atomic_write_json, ensure_output_dir, read_json, read_image
+from siammask.utils.io import atomic_write_json, ensure_output_dir, read_image, read_json
 from siammask.utils.runtime import DEVICE_CHOICES
-
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

@@ -17,11 +17,18 @@ import argparse
 import sys
 import time
 
-from siammask.evaluation.davis import (evaluate_davis, format_object_table, format_vos_table, list_vos_trackers,
-                                       DAVIS_DATASETS, VOS_DATASETS_SPEC, is_binary_dataset, load_davis, to_json)
+from siammask.evaluation.davis import (
+    VOS_DATASETS_SPEC,
+    evaluate_davis,
+    format_object_table,
+    format_vos_table,
+    is_binary_dataset,
+    list_vos_trackers,
+    load_davis,
+    to_json,
+)
 from siammask.utils.errors import run_tool
 from siammask.utils.io import atomic_write_json
-
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, object]:

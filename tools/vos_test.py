@@ -29,6 +29,7 @@ from siammask.utils.io import atomic_path, ensure_output_dir
 from siammask.utils.log_helper import init_log
 from siammask.utils.palette import write_palette_png
 
+
 def write_submission_zip(result_root: str, names: list[str], zip_path: str) -> None:
     """Zip ``<result_root>/<video>/*.png`` as ``Annotations/<video>/<frame>.png`` (the YouTube-VOS server layout)."""
     with atomic_path(zip_path) as tmp:

@@ -1,15 +1,27 @@
 """Config + checkpoint + device -> a ready :class:`SiamMaskTracker` (what test, demo, tune_vot and the benchmarks use)."""
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any, Optional
 
 import torch
 
 from ..models.weights import CheckpointError, load_pretrained
-from ..utils.config import Config, load_config, load_hp
+from ..utils.config import Config, ConfigError, load_config, load_hp
 from ..utils.runtime import Runtime, amp_dtype_for, init_runtime
 from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker
+
+#: Values of build_tracker's `backend` (the tools' --backend).
+BACKENDS = ("torch", "onnxruntime")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The tools' --backend / --onnx-dir flags (passed on to :func:`build_tracker` as `backend`, `onnx_dir`)."""
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="network backend: torch (default) or "
+                        "onnxruntime on the graphs of tools/export_onnx.py (--onnx-dir)")
+    parser.add_argument("--onnx-dir", default="", metavar="DIR", help="with --backend onnxruntime: the folder "
+                        "tools/export_onnx.py wrote")
 
 
 def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module:
@@ -31,7 +43,8 @@ def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module
 def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool = False, mask: bool = True,
                   refine: Optional[bool] = None, channels_last: bool = False,
                   hp_overrides: Optional[dict[str, Any]] = None, lost_threshold: float = DEFAULT_LOST_THRESHOLD,
-                  fast: bool = False) -> tuple[SiamMaskTracker, Config, Runtime]:
+                  fast: bool = False, backend: str = "torch",
+                  onnx_dir: Optional[str] = None) -> tuple[SiamMaskTracker, Config, Runtime]:
     """A tracker for a config.json and a checkpoint on a device; the anchors are the config's.
 
     Args:
@@ -43,6 +56,9 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         hp_overrides: hp keys replacing the config's (e.g. a tuning combination).
         fast: run a BatchNorm-folded low-precision channels_last copy of the model (tracker.fast.make_fast_model)
             under autocast: bf16 on the CPU, fp16 on CUDA/NPU.
+        backend: 'torch' (the model of `resume`) or 'onnxruntime': the graphs tools/export_onnx.py wrote to
+            `onnx_dir` (their weights are used, `resume` is not read; `amp`, `fast`, `channels_last` do not apply).
+        onnx_dir: the export folder for backend 'onnxruntime'.
 
     Returns:
         (tracker, config, runtime).
@@ -50,6 +66,11 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     Raises:
         SiamMaskError: ConfigError, CheckpointError or RuntimeSetupError with a one-line message.
     """
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnxruntime":
+        return _build_onnx_tracker(config_path, onnx_dir, device, amp or fast or channels_last, mask, refine,
+                                   hp_overrides, lost_threshold)
     cfg = load_config(config_path)
     runtime = init_runtime(device, amp=amp)
     model = load_model(cfg, resume, runtime)
@@ -63,4 +84,28 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
     tracker = SiamMaskTracker(model, hp, runtime.device, anchors=cfg.anchors, mask=mask, refine=refine,
                               amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold)
+    return tracker, cfg, runtime
+
+
+def _build_onnx_tracker(config_path: str, onnx_dir: Optional[str], device: str, torch_options: bool, mask: bool,
+                        refine: Optional[bool], hp_overrides: Optional[dict[str, Any]],
+                        lost_threshold: float) -> tuple[SiamMaskTracker, Config, Runtime]:
+    """build_tracker for backend 'onnxruntime': the tracker over tracker.onnx_backend on `onnx_dir`."""
+    from .onnx_backend import OnnxBackendError, load_onnx_backend
+
+    if not onnx_dir:
+        raise OnnxBackendError("--backend onnxruntime needs --onnx-dir (the folder tools/export_onnx.py wrote)")
+    if torch_options:
+        raise OnnxBackendError("--amp, --fast and --channels-last apply to the torch backend only")
+    cfg = load_config(config_path)
+    hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
+    # onnxruntime ignores OMP_NUM_THREADS; honour it as torch does (0 = onnxruntime's default, one per core)
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    net = load_onnx_backend(onnx_dir, device, int(threads) if threads.isdigit() else 0)
+    if (net.exemplar_size, net.instance_size) != (hp.exemplar_size, hp.instance_size):
+        raise OnnxBackendError(f"--onnx-dir {onnx_dir} was exported for {net.exemplar_size}/{net.instance_size}-px "
+                               f"crops, the config's hp has {hp.exemplar_size}/{hp.instance_size}")
+    runtime = init_runtime("cpu")
+    tracker = SiamMaskTracker(net, hp, "cpu", anchors=cfg.anchors, mask=mask, refine=refine,
+                              lost_threshold=lost_threshold)
     return tracker, cfg, runtime

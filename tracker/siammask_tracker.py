@@ -83,6 +83,9 @@ class SiamMaskTracker:
         lost_threshold: `lost` = score < this.
         amp_dtype: autocast dtype for the network (e.g. torch.bfloat16); None = fp32 (exact).
         channels_last: feed channels_last crops and convert the model's parameters to channels_last (in place).
+
+    `model` may also be a NumPy backend (``numpy_io = True``, e.g. tracker.onnx_backend.OnnxBackend): the same calls
+    on NumPy arrays, batch 1; the tracker then runs one network call per target and no torch in the frame path.
     """
 
     def __init__(self, model: torch.nn.Module, hp: Union[HpConfig, Mapping[str, Any], None] = None,
@@ -105,9 +108,11 @@ class SiamMaskTracker:
             raise ConfigError("refine needs a model with a refinement module (network.arch siammask_sharp, or Custom "
                               "with hp.out_size 127)")
         self.lost_threshold = float(lost_threshold)
+        #: a NumPy backend (tracker.onnx_backend): crops go in as float32 arrays, one target per call
+        self.numpy_io = bool(getattr(model, "numpy_io", False))
         self.amp_dtype = amp_dtype
         self.channels_last = bool(channels_last)
-        if self.channels_last:
+        if self.channels_last and not self.numpy_io:
             model.to(memory_format=torch.channels_last)
         # The original's TrackerConfig.update: the stride comes from the anchors, score_size is recomputed.
         self.stride = int(self.anchors_cfg.stride)
@@ -149,9 +154,12 @@ class SiamMaskTracker:
         hc_z = target_sz[1] + self.hp.context_amount * sum(target_sz)
         s_z = round(np.sqrt(wc_z * hc_z))
         z_crop = get_subwindow_tracking(frame, target_pos, self.hp.exemplar_size, s_z, avg_chans)
-        z = self._to_input(crops_to_tensor([z_crop], self.device))
-        with self._inference():
-            zf = self.model.template(z)
+        if self.numpy_io:  # onnxruntime backend: NumPy in and out; the state keeps zf as a (CPU) tensor view
+            zf = torch.from_numpy(self.model.template(_crop_array(z_crop)))
+        else:
+            z = self._to_input(crops_to_tensor([z_crop], self.device))
+            with self._inference():
+                zf = self.model.template(z)
         return TargetState(target_pos=target_pos, target_sz=target_sz, zf=zf, avg_chans=avg_chans,
                            im_h=frame.shape[0], im_w=frame.shape[1])
 
@@ -176,6 +184,9 @@ class SiamMaskTracker:
         geoms = [self._search_geometry(st) for st in states]
         crops = [get_subwindow_tracking(frame, np.asarray(st.target_pos, np.float64), hp.instance_size,
                                         round(g.s_x), st.avg_chans) for st, g in zip(states, geoms)]
+        if self.numpy_io:
+            picks, masks = self._network_numpy(states, geoms, crops)
+            return [self._finish(st, g, p, m) for st, g, p, m in zip(states, geoms, picks, masks)]
         x = self._to_input(crops_to_tensor(crops, self.device))
         with self._inference():
             # The crops are channels_last-strided (HWC pixels seen as CHW, as the original's im_to_torch) and so
@@ -205,6 +216,35 @@ class SiamMaskTracker:
                     side = math.isqrt(head.shape[1])
                     masks = [m.view(side, side).cpu().numpy() for m in head]
         return [self._finish(st, g, p, m) for st, g, p, m in zip(states, geoms, picks, masks)]
+
+    def _network_numpy(self, states: Sequence[TargetState], geoms: Sequence[SearchGeometry],
+                       crops: Sequence[np.ndarray]) -> tuple[list[AnchorPick], list[Optional[np.ndarray]]]:
+        """The network part of :meth:`track_many` on a NumPy backend (tracker.onnx_backend), one call per target.
+
+        The same steps as the torch path: softmax foreground scores, anchor pick, then the refined mask or the mask
+        head at the picked position, sigmoid.
+        """
+        picks: list[AnchorPick] = []
+        masks: list[Optional[np.ndarray]] = []
+        for st, geom, crop in zip(states, geoms, crops):
+            zf = np.asarray(st.zf.detach().cpu(), dtype=np.float32)
+            out = self.model.track(zf, _crop_array(crop), mask_head=False)
+            cls = out["cls"].astype(np.float32).reshape(2, -1)
+            delta = out["loc"].astype(np.float32).reshape(4, -1)
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # untrained nets overflow exp()
+                top = np.maximum(cls[0], cls[1])
+                e_bg, e_fg = np.exp(cls[0] - top), np.exp(cls[1] - top)
+                pick = self._select(st, geom, delta, e_fg / (e_bg + e_fg))
+            picks.append(pick)
+            if not self.mask_enable:
+                masks.append(None)
+                continue
+            fn = self.model.refine if self.refine_enable else self.model.mask_at
+            logits = fn(out, (pick.row, pick.col)).astype(np.float32).reshape(-1)
+            side = math.isqrt(logits.shape[0])
+            with np.errstate(over="ignore"):  # exp(-logit) overflows to inf for very negative logits: sigmoid 0
+                masks.append((1.0 / (1.0 + np.exp(-logits))).reshape(side, side))
+        return picks, masks
 
     # ------------------------------------------------------------------ steps of siamese_track
     def _search_geometry(self, st: TargetState) -> SearchGeometry:
@@ -280,6 +320,11 @@ def _sample_of(out: Mapping[str, Any], b: int, num: int) -> dict[str, Any]:
         else:
             sliced[key] = value
     return sliced
+
+
+def _crop_array(crop: np.ndarray) -> np.ndarray:
+    """An (S, S, 3) uint8 crop as a dense (1, 3, S, S) float32 BGR 0-255 array (a NumPy backend's input)."""
+    return np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def _four_floats(box: Sequence[float], name: str) -> tuple[float, float, float, float]:

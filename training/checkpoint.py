@@ -4,8 +4,8 @@ atomically, loaded with ``torch.load(weights_only=True)``; resume picks up model
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 from typing import Any, Optional
 
 import torch

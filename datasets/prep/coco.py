@@ -23,8 +23,7 @@ import numpy as np
 
 from ..crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
 from ..errors import DataError
-from .common import (MASK_PNG_PARAMS, atomic_imwrite, parallel_map, read_image_checked,
-                                  require_file, write_json)
+from .common import MASK_PNG_PARAMS, atomic_imwrite, parallel_map, read_image_checked, require_file, write_json
 
 SUBSETS = ("val2017", "train2017")
 MASK_THRESHOLD = 0.5

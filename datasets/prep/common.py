@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError
 from ...utils.io import atomic_write_image, atomic_write_text, read_image
 from ...utils.io import read_json as io_read_json
+from ..errors import DataError
 
 T = TypeVar("T")
 R = TypeVar("R")

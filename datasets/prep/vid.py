@@ -28,8 +28,7 @@ import numpy as np
 
 from ..crop import crop_like_siamfc, mean_color
 from ..errors import DataError
-from .common import (atomic_imwrite, parallel_map, read_image_checked, read_json,
-                                  require_dir, write_json)
+from .common import atomic_imwrite, parallel_map, read_image_checked, read_json, require_dir, write_json
 
 ANNO_SUBDIR = os.path.join("ILSVRC2015", "Annotations", "VID", "train")
 DATA_SUBDIR = os.path.join("ILSVRC2015", "Data", "VID", "train")

@@ -31,8 +31,16 @@ import numpy as np
 
 from ..crop import crop_like_siamfc, crop_mask_like_siamfc, mean_color
 from ..errors import DataError
-from .common import (MASK_PNG_PARAMS, all_exist, atomic_imwrite, parallel_map, read_image_checked,
-                                  read_json, require_dir, write_json)
+from .common import (
+    MASK_PNG_PARAMS,
+    all_exist,
+    atomic_imwrite,
+    parallel_map,
+    read_image_checked,
+    read_json,
+    require_dir,
+    write_json,
+)
 
 MIN_PIXELS = 1000  # the original's minimum instance area
 MASK_THRESHOLD = 0.2  # YouTube-VOS mask crops are binarised at 0.2 (COCO: 0.5)

@@ -11,8 +11,16 @@ New (the original had no built-in data). Three modules by idea:
 Everything is a pure function of the seed: the same call writes byte-identical raw files.
 """
 from .builtin import BUILTIN_VERSION, SIZES, make_builtin_data
-from .scene import FRAME_SIZE, TEXTURE_SIZE, MovingObject, SyntheticVideo, random_background, random_contour
-from .scene import random_texture, render_video
+from .scene import (
+           FRAME_SIZE,
+           TEXTURE_SIZE,
+           MovingObject,
+           SyntheticVideo,
+           random_background,
+           random_contour,
+           random_texture,
+           render_video,
+)
 from .writers import write_det_dataset, write_palette_png, write_raw_ytb_vos, write_vot_dataset
 
 __all__ = ["BUILTIN_VERSION", "FRAME_SIZE", "SIZES", "TEXTURE_SIZE", "MovingObject", "SyntheticVideo",

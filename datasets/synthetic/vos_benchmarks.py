@@ -25,7 +25,6 @@ import numpy as np
 
 from ...utils.io import atomic_write_image, atomic_write_json, atomic_write_text
 from ...utils.palette import write_palette_png
-
 from .scene import MovingObject, random_background
 
 VOS_SIZES = {"quick": {"davis_seqs": 2, "davis_frames": 10, "ytb_videos": 2, "ytb_frames": 10},
