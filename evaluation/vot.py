@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import BenchmarkError
 
-__all__ = ["VOT_ATTRIBUTES", "VOT_DATASETS", "VOT_TAGS", "VOTVideo", "VOTDataset", "find_dataset_json", "load_vot_dataset"]
+__all__ = ["VOT_ATTRIBUTES", "VOT_DATASETS", "VOT_TAGS", "VOTVideo", "VOTDataset", "find_dataset_json",
+           "load_vot_dataset"]
 
 #: The VOT datasets the tools accept (EAO intervals in eao.EAO_INTERVALS; the original knew only these three).
 VOT_DATASETS = ("VOT2016", "VOT2018", "VOT2019")
@@ -179,7 +180,8 @@ def load_vot_dataset(name: str, data_root: str | Path) -> VOTDataset:
             raise BenchmarkError(f"{where}: expected an object")
         missing = [k for k in _REQUIRED_KEYS if k not in info]
         if missing:
-            raise BenchmarkError(f"{where} lacks key '{missing[0]}' (is this a pysot/SiamMask VOT json? rebuild it with "
+            raise BenchmarkError(f"{where} lacks key '{missing[0]}' (is this a pysot/SiamMask VOT json? rebuild it "
+                                 f"with "
                                f"`python data/create_json.py {name}`)")
         gt = _ground_truth(info["gt_rect"], f"{where} gt_rect")
         count = len(gt)

@@ -71,7 +71,7 @@ def test_ytb_vos_round_trip(ytb: Path) -> None:
     train = json.loads((ytb / "train.json").read_text())
     assert sorted(train) == [f"train/{v}" for v in sorted(instances)]
     for video, objects in instances.items():
-        for track, (obj_id, anns) in enumerate(objects.items()):
+        for track, (_obj_id, anns) in enumerate(objects.items()):
             boxes = train[f"train/{video}"][f"{track:02d}"]
             for ann in anns:
                 frame = f"{int(ann['file_name'].split('/')[-1]):06d}"

@@ -167,7 +167,7 @@ def test_two_process_gloo_all_reduce(tmp_path) -> None:
         procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     for rank, (out, _) in enumerate(outs):
         assert f"rank {rank} backend gloo world 2 sum [3.0, 20.0]" in out

@@ -108,8 +108,8 @@ def _worker(index: int, s: dict[str, Any]) -> int:
                 scorer = FrameScorer(seq, s["seg_thr"], binary=binary)
 
                 def score(f: int, frame: str, best_id: np.ndarray, best_prob: np.ndarray,
-                          scorer: FrameScorer = scorer) -> None:
-                    if 1 <= f <= len(seq.frames) - 2:
+                          scorer: FrameScorer = scorer, last: int = len(seq.frames) - 2) -> None:
+                    if 1 <= f <= last:
                         scorer.add(f, [labels_at(best_id, best_prob, t) for t in scorer.thresholds])
 
                 res = run_vos_sequence(tracker, seq, binary=binary, on_frame=score, image_reader=cached)

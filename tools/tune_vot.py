@@ -42,7 +42,8 @@ LOCK_SUFFIX = ".lock"
 
 
 def parse_range(text: str, kind: type = float) -> np.ndarray:
-    """'start,stop,step' -> np.arange(start, stop, step) of `kind` (the original's `parse_range` / `parse_range_int`)."""
+    """'start,stop,step' -> np.arange(start, stop, step) of `kind` (the original's `parse_range` /
+    `parse_range_int`)."""
     try:
         values = [kind(v) for v in text.split(",")]
         grid = np.arange(*values)

@@ -1,4 +1,4 @@
-"""Config + checkpoint + device -> a ready :class:`SiamMaskTracker` (what test, demo, tune_vot and the benchmarks use)."""
+"""Config + checkpoint + device -> a ready :class:`SiamMaskTracker` (used by test, demo, tune_vot and the benches)."""
 from __future__ import annotations
 
 import argparse

@@ -14,8 +14,9 @@ the response map are (row, col). The tracker does no drawing and no file IO.
 
 Deviations from the original:
 
-* nothing is stored on or read from the model; the anchors come from the config (``cfg.anchors``); a target's template features live in its :class:`TargetState`, so several targets
-  share one model, and :meth:`SiamMaskTracker.track_many` runs several targets of a frame in one network call;
+* nothing is stored on or read from the model; the anchors come from the config (``cfg.anchors``); a target's
+  template features live in its :class:`TargetState`, so several targets share one model, and
+  :meth:`SiamMaskTracker.track_many` runs several targets of a frame in one network call;
 * the mask side is the side of the mask actually produced (127 refine, 63 head) instead of ``hp.out_size`` (the
   original crashed when they differed);
 * in refine mode the 3969-channel mask head is not computed (its output is unused there);
