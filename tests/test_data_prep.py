@@ -131,16 +131,16 @@ def test_scripts_fail_with_one_line_on_missing_or_malformed_data(tmp_path: Path)
     for script in ("data/ytb_vos/parse_ytb_vos.py", "data/ytb_vos/par_crop.py", "data/det/par_crop.py",
                    "data/vid/parse_vid.py", "data/coco/par_crop.py"):
         res = _run(script, "--data-dir", missing, "--num-workers", "0", "--no-progress")
-        assert res.returncode == 1, (script, res.stderr)
+        assert res.returncode == 2, (script, res.stderr)
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and missing in lines[0], (script, res.stderr)
     raw = tmp_path / "ytb"
     (raw / "train" / "Annotations").mkdir(parents=True)
     (raw / "train" / "meta.json").write_text('{"video": {}}')
     res = _run("data/ytb_vos/parse_ytb_vos.py", "--data-dir", str(raw), "--num-workers", "0", "--no-progress")
-    assert res.returncode == 1 and "'videos'" in res.stderr and "meta.json" in res.stderr
+    assert res.returncode == 2 and "'videos'" in res.stderr and "meta.json" in res.stderr
     res = _run("data/ytb_vos/gen_json.py", "--data-dir", str(raw))
-    assert res.returncode == 1 and "instances_train.json" in res.stderr
+    assert res.returncode == 2 and "instances_train.json" in res.stderr
 
 
 def test_ytb_vos_scripts_end_to_end(tmp_path: Path) -> None:

@@ -458,4 +458,4 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
     proc = subprocess.run([sys.executable, "tools/eval.py", "--data-root", str(tmp_path / "nowhere"),
                            "--result_dir", str(res)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
-    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -21,18 +21,18 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import sys
 import time
 from typing import Any, Iterator, Optional
 
 import cv2
 import numpy as np
 
-from siammask.tools.test import ToolError, one_line, run_tool
+from siammask.tools.test import ToolError
 from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker, init_result
 from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
+from siammask.utils.errors import one_line, run_tool, tool_cli
 from siammask.utils.io import atomic_write_json
 from siammask.utils.palette import write_palette_png
 from siammask.utils.runtime import DEVICE_CHOICES
@@ -295,5 +295,10 @@ def main(args: argparse.Namespace) -> int:
     return run_tool(run, args)
 
 
+def cli() -> None:
+    """Console script ``siammask-demo``."""
+    tool_cli(main, get_args_parser)
+
+
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    cli()

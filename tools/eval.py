@@ -14,9 +14,10 @@ evaluated the shorter file); only VOT2016/VOT2018/VOT2019 are accepted (the orig
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from siammask.evaluation import VOT_TAGS, EvaluationError, evaluate_trackers, list_trackers, load_vot_dataset
+from siammask.evaluation import VOT_TAGS, evaluate_trackers, list_trackers, load_vot_dataset
 from siammask.evaluation.davis import DAVIS_DATASETS
 from siammask.evaluation.report import (
     format_attribute_table,
@@ -27,6 +28,8 @@ from siammask.evaluation.report import (
     write_json,
 )
 from siammask.evaluation.vot import VOT_DATASETS
+from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
+from siammask.utils.io import ensure_output_dir
 
 DATASETS = VOT_DATASETS + DAVIS_DATASETS  # DAVIS: tools/vos_eval.py
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
@@ -58,38 +61,42 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def run(args: argparse.Namespace) -> None:
+    """The VOT evaluation (raises SiamMaskError subclasses on user errors; output folders checked first)."""
+    if args.num < 1:
+        raise SiamMaskError(f"--num must be >= 1, got {args.num}")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            ensure_output_dir(os.path.dirname(os.path.abspath(path)), f"{flag} (folder)")
+    dataset = load_vot_dataset(args.dataset, args.data_root)
+    trackers = list_trackers(args.result_dir, args.tracker_prefix)
+    tags = VOT_TAGS if args.attributes else ("all",)
+    evals = evaluate_trackers(dataset, args.result_dir, trackers, tags=tags, workers=args.num)
+    print(format_summary_table(evals))
+    if args.attributes:
+        print(format_attribute_table(evals, tags))
+    if args.show_video_level and len(evals) < VIDEO_TABLE_MAX_TRACKERS:
+        print(format_video_table(evals, color=sys.stdout.isatty()))
+    if args.json:
+        write_json(args.json, to_json(evals))
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_expected_overlap(evals, args.plot)
+        print(f"wrote {args.plot}")
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the evaluation; returns the exit status (errors: one line on stderr, status 1)."""
+    """Run the evaluation; returns the exit status (0; 2 on a user error, one `error:` line on stderr)."""
     if args.dataset.startswith("DAVIS"):
         from siammask.tools.vos_eval import main as vos_main
         return vos_main(args)
-    if args.num < 1:
-        print(f"eval.py: error: --num must be >= 1, got {args.num}", file=sys.stderr)
-        return 1
-    try:
-        dataset = load_vot_dataset(args.dataset, args.data_root)
-        trackers = list_trackers(args.result_dir, args.tracker_prefix)
-        tags = VOT_TAGS if args.attributes else ("all",)
-        evals = evaluate_trackers(dataset, args.result_dir, trackers, tags=tags, workers=args.num)
-        print(format_summary_table(evals))
-        if args.attributes:
-            print(format_attribute_table(evals, tags))
-        if args.show_video_level and len(evals) < VIDEO_TABLE_MAX_TRACKERS:
-            print(format_video_table(evals, color=sys.stdout.isatty()))
-        if args.json:
-            write_json(args.json, to_json(evals))
-            print(f"wrote {args.json}")
-        if args.plot:
-            plot_expected_overlap(evals, args.plot)
-            print(f"wrote {args.plot}")
-    except EvaluationError as exc:
-        print(f"eval.py: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"eval.py: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(run, args)
+
+
+def cli() -> None:
+    """Console script ``siammask-eval``."""
+    tool_cli(main, get_args_parser)
 
 
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    cli()

@@ -32,27 +32,11 @@ from siammask.evaluation.vot import VOT_DATASETS
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
-from siammask.utils.errors import SiamMaskError
+from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
 from siammask.utils.log_helper import init_log
 from siammask.utils.runtime import DEVICE_CHOICES
 
-
-class ToolError(SiamMaskError):
-    """A user-facing error of a tool: printed as one line on stderr, exit status 2."""
-
-
-def run_tool(work: Callable[[argparse.Namespace], object], args: argparse.Namespace,
-             interrupted: str = "interrupted") -> int:
-    """Run a tool's `work(args)`; a SiamMaskError becomes one `error:` line and exit status 2, Ctrl-C status 130."""
-    try:
-        work(args)
-    except SiamMaskError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
-        return 130
-    return 0
+ToolError = SiamMaskError  # the name the VOS tools import; errors meant for the user
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -95,12 +79,6 @@ def default_tracker_name(arch: str, resume: str, mask: bool, refine: bool) -> st
     """The original's result name: `<arch>_` + `mask_` + `refine_` + checkpoint basename up to its first dot."""
     ckpt = os.path.basename(resume).split(".")[0]
     return f"{arch}_" + ("mask_" if mask else "") + ("refine_" if refine else "") + ckpt
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line."""
-    text = str(error).strip() or type(error).__name__
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def load_dataset(name: str, data_root: str) -> Any:
@@ -223,6 +201,11 @@ def main(args: argparse.Namespace) -> int:
     return run_tool(run, args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console script ``siammask-test``."""
     logging.captureWarnings(True)
-    sys.exit(main(get_args_parser().parse_args()))
+    tool_cli(main, get_args_parser)
+
+
+if __name__ == "__main__":
+    cli()

@@ -25,17 +25,16 @@ import multiprocessing
 import os
 import random
 import socket
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from siammask.evaluation.vot import VOT_DATASETS
-from siammask.tools.test import ToolError, load_dataset, one_line, run_tool
+from siammask.tools.test import ToolError, load_dataset
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.vot import read_image
-from siammask.utils.errors import SiamMaskError
+from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
 from siammask.utils.runtime import DEVICE_CHOICES
 
 LOCK_SUFFIX = ".lock"
@@ -272,5 +271,10 @@ def main(args: argparse.Namespace) -> int:
     return run_tool(run, args, interrupted="interrupted (finished combinations are kept; run again to resume)")
 
 
+def cli() -> None:
+    """Console script ``siammask-tune-vot``."""
+    tool_cli(main, get_args_parser)
+
+
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    cli()

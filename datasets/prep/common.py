@@ -9,13 +9,13 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
-import sys
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ...utils.errors import run_tool
 from ...utils.io import atomic_write_image, atomic_write_text, read_image
 from ...utils.io import read_json as io_read_json
 from ..errors import DataError
@@ -110,16 +110,9 @@ def read_image_checked(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
 
 
 def run_cli(main: Callable[[Any], None], args: Any) -> int:
-    """Run a preparation step's `main(args)`; a :class:`DataError` becomes one line on stderr and exit code 1."""
-    try:
-        main(args)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted (finished crops are kept; rerun to resume)", file=sys.stderr)
-        return 130
-    return 0
+    """Run a preparation step's `main(args)` behind the project's error boundary (:func:`run_tool`): a user error is
+    one line on stderr and exit status 2, Ctrl-C 130 (finished crops are kept; a rerun resumes)."""
+    return run_tool(main, args, interrupted="interrupted (finished crops are kept; rerun to resume)")
 
 
 def add_common_args(parser: Any, data_dir: str, workers: int = 0) -> None:
