@@ -33,7 +33,7 @@ from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from siammask.utils.errors import one_line, run_tool, tool_cli
-from siammask.utils.io import atomic_write_json
+from siammask.utils.io import atomic_write_json, ensure_output_dir
 from siammask.utils.palette import write_palette_png
 from siammask.utils.runtime import DEVICE_CHOICES
 
@@ -212,6 +212,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parse_box(text)
     if args.init_mask and not os.path.isfile(args.init_mask):
         raise ToolError(f"--init-mask {args.init_mask}: no such file")
+    out_dir = args.output
+    if out_dir:  # before the model loads: an unwritable --output fails in seconds
+        ensure_output_dir(os.path.join(out_dir, "masks"), "--output")
     source = FrameSource(args.input)
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
@@ -219,9 +222,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seg_thr = tracker.hp.seg_thr
     display = not args.no_display and has_display()
     writer: Optional[cv2.VideoWriter] = None
-    out_dir = args.output
-    if out_dir:
-        os.makedirs(os.path.join(out_dir, "masks"), exist_ok=True)
     frames_json: list[dict[str, Any]] = []
     states: list[TargetState] = []
     track_time, n_tracked, f = 0.0, 0, -1

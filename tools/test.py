@@ -28,11 +28,12 @@ import numpy as np
 from tqdm import tqdm
 
 from siammask.evaluation.davis import VOS_DATASETS
-from siammask.evaluation.vot import VOT_DATASETS
+from siammask.evaluation.vot import VOT_DATASETS, load_vot_dataset
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
+from siammask.utils.io import atomic_write_image, ensure_output_dir
 from siammask.utils.log_helper import init_log
 from siammask.utils.runtime import DEVICE_CHOICES
 
@@ -81,28 +82,6 @@ def default_tracker_name(arch: str, resume: str, mask: bool, refine: bool) -> st
     return f"{arch}_" + ("mask_" if mask else "") + ("refine_" if refine else "") + ckpt
 
 
-def load_dataset(name: str, data_root: str) -> Any:
-    """evaluation.load_vot_dataset with its BenchmarkError turned into a ToolError."""
-    from siammask.evaluation import BenchmarkError, load_vot_dataset
-
-    try:
-        return load_vot_dataset(name, data_root)
-    except BenchmarkError as e:
-        raise ToolError(one_line(e)) from None
-
-
-def write_png(path: str, image: np.ndarray) -> None:
-    """Write a PNG atomically (encoded in memory, then tmp file + rename)."""
-    from siammask.utils.io import atomic_path
-
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise ToolError(f"cannot encode {path} as PNG")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data.tobytes())
-
-
 @dataclass
 class _Visualiser:
     """Optional per-frame display (`--vis`); turns itself off with one warning when there is no display."""
@@ -146,7 +125,7 @@ def _frame_callback(video: Any, vis: _Visualiser, mask_dir: Optional[str],
             prob = result.mask if result is not None else None
             labels = label_map([prob], seg_thr, im.shape[:2])
             stem = os.path.splitext(os.path.basename(video.img_paths[f]))[0]
-            write_png(os.path.join(mask_dir, f"{stem}.png"), labels)
+            atomic_write_image(os.path.join(mask_dir, f"{stem}.png"), labels)
 
     return on_frame
 
@@ -158,17 +137,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return run_vos(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
+    out_root = ensure_output_dir(os.path.join(args.result_dir, args.dataset), "--result-dir")
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
                                           refine=args.refine, channels_last=args.channels_last, fast=args.fast,
                                           backend=args.backend, onnx_dir=args.onnx_dir)
-    dataset = load_dataset(args.dataset, args.data_root)
+    dataset = load_vot_dataset(args.dataset, args.data_root)
     videos = list(dataset)
     if args.video:
         videos = [v for v in videos if v.name == args.video]
         if not videos:
             raise ToolError(f"video {args.video!r} is not in {args.dataset} ({dataset.json_path})")
     name = args.tracker_name or default_tracker_name(cfg.network.arch, args.resume, args.mask, args.refine)
-    out_root = os.path.join(args.result_dir, args.dataset)
     logger = init_log("global", log_file=args.log or None)
     logger.info("tracker %s on %s (%d videos), %s", name, args.dataset, len(videos), runtime.describe())
     vis = _Visualiser(enabled=args.vis, seg_thr=tracker.hp.seg_thr)

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from siammask.evaluation.vot import VOT_DATASETS
-from siammask.tools.test import ToolError, load_dataset
+from siammask.evaluation.vot import load_vot_dataset as load_dataset
+from siammask.tools.test import ToolError
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.vot import read_image
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
@@ -42,10 +43,10 @@ LOCK_SUFFIX = ".lock"
 
 def parse_range(text: str, kind: type = float) -> np.ndarray:
     """'start,stop,step' -> np.arange(start, stop, step) of `kind` (the original's `parse_range` /
-    `parse_range_int`)."""
+    `parse_range_int`); a single value is that value alone (np.arange would give [0, 1, ...) up to it)."""
     try:
         values = [kind(v) for v in text.split(",")]
-        grid = np.arange(*values)
+        grid = np.array(values[:1], dtype=kind) if len(values) == 1 else np.arange(*values)  # one value: itself
     except (ValueError, TypeError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not {kind.__name__} start,stop,step") from None
     if len(values) not in (1, 2, 3) or grid.size == 0:
