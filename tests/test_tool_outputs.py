@@ -61,3 +61,15 @@ def test_tune_vot_single_values_are_kept() -> None:
     np.testing.assert_allclose(parse_range("0.39"), [0.39])
     np.testing.assert_array_equal(parse_range_int("255"), [255])
     np.testing.assert_allclose(parse_range("0.1,0.3,0.1"), [0.1, 0.2])  # start,stop,step: np.arange as the original
+
+
+@pytest.mark.parametrize("box", ["1000,1000,10,10", "nan,10,10,10"])
+def test_demo_init_outside_the_frame_or_not_finite(vot_setup: dict[str, str], tmp_path: Path,  # noqa: F811
+                                                   box: str) -> None:
+    frames = os.path.join(vot_setup["data"], "VOT2018", "vot0000", "color")
+    proc, _ = _tool("demo", "--config", CONFIG, "--resume", vot_setup["ckpt"], "--input", frames, "--init", box,
+                    "--output", str(tmp_path / "out"), "--no-display", "--device", "cpu")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --init ")
+    assert not (tmp_path / "out" / "tracks.json").exists()

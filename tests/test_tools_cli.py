@@ -1,7 +1,6 @@
 """Every command-line tool prints a usage line with --help, and importing a tool parses nothing and starts nothing."""
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +21,16 @@ def test_tool_help(tool: Path) -> None:
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda p: p.name)
-def test_tool_import_has_no_side_effects(tool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["pytest", "--definitely-not-a-flag"])
-    module = importlib.import_module(f"siammask.tools.{tool.stem}")
-    assert callable(module.get_args_parser) and callable(module.main)
+def test_tool_import_has_no_side_effects(tool: Path, tmp_path: Path) -> None:
+    """In a fresh interpreter (collection may have imported the tools already), with an argv the tool would reject,
+    from an empty folder: importing parses nothing, prints nothing and writes nothing."""
+    code = (f"import sys; sys.argv = ['x', '--definitely-not-a-flag']\n"
+            f"import siammask.tools.{tool.stem} as m\n"
+            f"assert callable(m.get_args_parser) and callable(m.main)\n"
+            f"assert callable(getattr(m, 'cli', None)), 'no cli() for the console script'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if s.exists()], ids=lambda p: p.name)

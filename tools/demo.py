@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import os
 import time
 from typing import Any, Iterator, Optional
@@ -32,7 +33,7 @@ from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker,
 from siammask.tracker.build import add_backend_arguments
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
-from siammask.utils.errors import one_line, run_tool, tool_cli
+from siammask.utils.errors import run_tool, tool_cli
 from siammask.utils.io import atomic_write_json, ensure_output_dir
 from siammask.utils.palette import write_palette_png
 from siammask.utils.runtime import DEVICE_CHOICES
@@ -120,8 +121,8 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         values = [float(v) for v in text.replace(" ", "").split(",")]
     except ValueError:
         values = []
-    if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-        raise ToolError(f"--init {text!r}: expected x,y,w,h with positive w and h")
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+        raise ToolError(f"--init {text!r}: expected x,y,w,h (finite numbers) with positive w and h")
     return values[0], values[1], values[2], values[3]
 
 
@@ -235,10 +236,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if f == 0:
                 boxes, init_labels = _init_objects(args, frame, display)
                 tic = time.perf_counter()
-                try:
-                    states = [tracker.init(frame, b) for b in boxes]
-                except ValueError as e:
-                    raise ToolError(one_line(e)) from None
+                for b in boxes:
+                    x, y, w, h = b
+                    if x + w <= 0 or y + h <= 0 or x >= frame.shape[1] or y >= frame.shape[0]:
+                        raise ToolError(f"--init {','.join(f'{v:g}' for v in b)}: the box lies outside the first "
+                                        f"frame ({frame.shape[1]}x{frame.shape[0]})")
+                states = [tracker.init(frame, b) for b in boxes]
                 track_time += time.perf_counter() - tic
                 objects = [{"id": k + 1, "box": [float(v) for v in b], "polygon": xywh_to_corners4x2(b).tolist(),
                             "score": 1.0, "lost": False, "init": True} for k, b in enumerate(boxes)]

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 from siammask.datasets.synthetic import SIZES, make_builtin_data
+from siammask.utils.errors import run_tool
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -38,5 +40,10 @@ def main(args: argparse.Namespace) -> str:
     return root
 
 
+def cli() -> None:
+    """Command-line entry: `main` behind the project's error boundary (one `error:` line, exit 2)."""
+    sys.exit(run_tool(main, get_args_parser().parse_args()))
+
+
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli()

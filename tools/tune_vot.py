@@ -36,6 +36,7 @@ from siammask.tools.test import ToolError
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.vot import read_image
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
+from siammask.utils.io import ensure_output_dir
 from siammask.utils.runtime import DEVICE_CHOICES
 
 LOCK_SUFFIX = ".lock"
@@ -218,13 +219,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """The work of `main`; raises ToolError on user errors."""
     if args.num_workers < 1:
         raise ToolError("--num-workers must be at least 1")
+    out_root = ensure_output_dir(os.path.join(args.result_dir, args.dataset), "--result-dir")
     # Fail early, in this process, on a bad config, checkpoint or dataset.
     base, cfg, _ = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask, refine=args.refine)
     dataset = load_dataset(args.dataset, args.data_root)
     del base
     network_name = cfg.network.arch + "_" + os.path.basename(args.resume).split(".")[0]
     combos = combinations(args)
-    out_root = os.path.join(args.result_dir, args.dataset)
     names = [combo_name(network_name, hp) for hp in combos]
     print(f"{len(combos)} combinations x {len(dataset)} videos -> {out_root}")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.num_workers)

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Optional, Sequence
 
 import cv2
@@ -20,6 +21,7 @@ import numpy as np
 
 from siammask.datasets import SiamMaskDataset, build_train_dataset
 from siammask.utils.config import load_config
+from siammask.utils.errors import run_tool
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -96,5 +98,10 @@ def main(args: argparse.Namespace) -> Optional[str]:
     return args.out
 
 
+def cli() -> None:
+    """Command-line entry: `main` behind the project's error boundary (one `error:` line, exit 2)."""
+    sys.exit(run_tool(main, get_args_parser().parse_args()))
+
+
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli()
