@@ -20,10 +20,8 @@ loader never provides are gone; workers are processes of this tool.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -38,7 +36,7 @@ from siammask.evaluation.davis import (
     load_davis,
 )
 from siammask.tools.test import ToolError, one_line, run_tool
-from siammask.tools.tune_vot import claim, combinations, combo_name, parse_range, parse_range_int, release
+from siammask.tools.tune_vot import claim, combinations, combo_name, parse_range, parse_range_int, release, run_workers
 from siammask.tracker import SiamMaskTracker, build_tracker
 from siammask.tracker.vos import labels_at, run_vos_sequence
 from siammask.utils.errors import SiamMaskError, tool_cli
@@ -188,17 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "refine": args.refine, "dataset": args.dataset, "data_root": args.data_root, "out_root": out_root,
                 "network_name": network_name, "combos": combos, "seed": args.seed, "threads": threads,
                 "seg_thr": thresholds}
-    tic = time.perf_counter()
-    if args.num_workers == 1:
-        outcomes = [_worker_entry((0, settings))]
-    else:
-        with multiprocessing.get_context("spawn").Pool(processes=args.num_workers) as pool:
-            outcomes = pool.map(_worker_entry, [(i, settings) for i in range(args.num_workers)])
-    errors = [e for _, e in outcomes if e]
-    if errors:
-        raise ToolError(errors[0])
-    ran = sum(n for n, _ in outcomes)
-    print(f"tracked {ran} (combination, video) jobs in {time.perf_counter() - tic:.1f}s")
+    ran = run_workers(_worker_entry, settings, args.num_workers)
     rows = collect(out_root, combos, names, [s.name for s in sequences], thresholds)
     if not rows:
         raise ToolError(f"no combination has results for every video in {out_root}")

@@ -26,7 +26,7 @@ import os
 import random
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,6 +58,28 @@ def parse_range(text: str, kind: type = float) -> np.ndarray:
 def parse_range_int(text: str) -> np.ndarray:
     """'start,stop,step' -> np.arange of ints."""
     return parse_range(text, int)
+
+
+def run_workers(entry: Callable[[tuple[int, dict[str, Any]]], tuple[int, str]], settings: dict[str, Any],
+                num_workers: int) -> int:
+    """Run ``entry((worker_index, settings))`` in `num_workers` spawned processes (here when 1); each claims
+    (combination, video) jobs by lock file and returns (jobs run, first error or ''). Returns the jobs run.
+
+    Raises:
+        SiamMaskError: the first worker error (one line).
+    """
+    tic = time.perf_counter()
+    if num_workers == 1:
+        outcomes = [entry((0, settings))]
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes=num_workers) as pool:
+            outcomes = pool.map(entry, [(i, settings) for i in range(num_workers)])
+    errors = [e for _, e in outcomes if e]
+    if errors:
+        raise ToolError(errors[0])
+    ran = sum(n for n, _ in outcomes)
+    print(f"tracked {ran} (combination, video) jobs in {time.perf_counter() - tic:.1f}s")
+    return ran
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -233,17 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "mask": args.mask, "refine": args.refine, "dataset": args.dataset, "data_root": args.data_root,
                 "out_root": out_root, "network_name": network_name, "combos": combos, "seed": args.seed,
                 "threads": threads}
-    tic = time.perf_counter()
-    if args.num_workers == 1:
-        outcomes = [_worker_entry((0, settings))]
-    else:
-        with multiprocessing.get_context("spawn").Pool(processes=args.num_workers) as pool:
-            outcomes = pool.map(_worker_entry, [(i, settings) for i in range(args.num_workers)])
-    errors = [e for _, e in outcomes if e]
-    if errors:
-        raise ToolError(errors[0])
-    ran = sum(n for n, _ in outcomes)
-    print(f"tracked {ran} (combination, video) jobs in {time.perf_counter() - tic:.1f}s")
+    ran = run_workers(_worker_entry, settings, args.num_workers)
     summary: dict[str, Any] = {"out_root": out_root, "names": names, "jobs_run": ran}
     if args.no_eval:
         return summary
