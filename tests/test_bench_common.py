@@ -1,0 +1,32 @@
+"""bench/_common.py: the median and spread every benchmark reports."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("bench_common", Path(__file__).parent.parent / "bench" / "_common.py")
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+
+
+def test_summarize_reports_median_not_best():
+    stats = common.summarize([10.0, 2.0, 7.0, 4.0, 100.0])
+    assert stats["median"] == 7.0  # the best (100) or the worst (2) would be wrong
+    assert (stats["min"], stats["max"], stats["rounds"]) == (2.0, 100.0, 5)
+    # exclusive quartiles of 2,4,7,10,100: positions 1.5 and 4.5 -> 3.0 and 55.0
+    assert stats["q1"] == pytest.approx(3.0) and stats["q3"] == pytest.approx(55.0)
+
+
+def test_summarize_few_rounds_and_empty():
+    assert common.summarize([3.0, 5.0])["median"] == 4.0
+    assert common.summarize([3.0, 5.0])["q1"] == 4.0
+    with pytest.raises(ValueError):
+        common.summarize([])
+
+
+def test_format_and_machine_line():
+    text = common.format_summary(common.summarize([1.0, 2.0, 3.0, 4.0]), "FPS")
+    assert text.startswith("2.5 FPS (median of 4 rounds, 1.0-4.0, IQR")
+    info = common.machine_info(threads=2)
+    line = common.machine_line(info)
+    assert "2 threads" in line and f"torch {info['torch']}" in line and "device cpu" in line
