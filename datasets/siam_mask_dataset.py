@@ -42,6 +42,7 @@ import numpy as np
 import torch.utils.data
 
 from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
+from ..utils.io import read_image as read_image_strict
 from .anchor_target import AnchorTarget
 from .augmentation import Augmentation
 from .crop import target_box_in_crop
@@ -51,8 +52,6 @@ from .sub_dataset import ImageAnno, SubDataset
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
 
 
 @dataclass(frozen=True)
@@ -69,29 +68,15 @@ class SamplePlan:
 
 
 def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Read and decode an image, failing loudly.
+    """Read and decode an image strictly (:func:`siammask.utils.io.read_image`), failing loudly.
 
     Raises:
-        DataError: the file is missing or empty, is a truncated JPEG (no end-of-image marker) or does not
+        DataError: the file is missing or empty, is damaged (a JPEG cut short, or with corrupt data) or does not
             decode.
     """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image listed in the annotation json is missing") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read image ({e.strerror})") from None
-    if data.size == 0:
-        raise DataError(f"{path}: empty image file")
-    if data.size >= 2 and data[:2].tobytes() == _JPEG_SOI and _JPEG_EOI not in data[-32:].tobytes():
-        raise DataError(f"{path}: corrupt JPEG (truncated: no end-of-image marker)")
-    try:
-        image = cv2.imdecode(data, flags)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise DataError(f"{path}: corrupt image (cannot be decoded)")
-    return image
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: image listed in the annotation json is missing")
+    return read_image_strict(path, flags, error=DataError)
 
 
 class SiamMaskDataset(torch.utils.data.Dataset):

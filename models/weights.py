@@ -26,6 +26,7 @@ import importlib
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,12 @@ SAFE_NUMPY_GLOBALS = frozenset({
     "numpy.dtype", "numpy.ndarray",
 })
 _NUMPY_DTYPE_CLASS = re.compile(r"^numpy\.dtypes\.\w+DType$")
-# torch's two messages for a global outside the allow-list (a GLOBAL opcode, or a class built by a reduce).
-_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global|but got <class '([\w.]+)'>")
+# torch's messages for a global outside the allow-list (a GLOBAL opcode, a blocked module, a class built by a reduce).
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global|but got <class '([\w.]+)'>"
+                                 r"|unsupported GLOBAL (\S+) whose module")
+# The lines of torch's weights-only message that advise or point elsewhere; the reason is what remains.
+_TORCH_ADVICE = re.compile(r"^(Weights only load failed|Please file an issue|Check the documentation|"
+                           r"WeightsUnpickler error:\s*$)|weights_only", re.IGNORECASE)
 #: Prefixes of the SiamMask state dict (reference.md C.6).
 SIAMMASK_PREFIXES = ("features.", "rpn_model.", "mask_model.", "refine_model.")
 REFINE_PREFIX = "refine_model."
@@ -106,25 +111,44 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device | None = "c
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: empty file, not a PyTorch checkpoint")
     allowed: list[tuple[Any, str]] = []
     while True:
         try:
-            with torch.serialization.safe_globals(allowed):
+            with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the refusal below says it all
                 return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as e:
             found = _UNSUPPORTED_GLOBAL.search(str(e))
             if found is None:
-                raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(e)})") from None
-            name = found.group(1) or found.group(2)
+                raise CheckpointError(f"{path}: not a PyTorch checkpoint ({unpickler_reason(e)})") from None
+            name = next(g for g in found.groups() if g)
             if name in {n for _, n in allowed} or not (name in SAFE_NUMPY_GLOBALS or _NUMPY_DTYPE_CLASS.match(name)):
-                raise CheckpointError(f"{path}: holds a Python object of type {name}, which weights_only loading "
-                                      f"does not allow; re-save it as tensors and plain containers") from None
+                raise CheckpointError(f"{path}: refused: it would load the Python global {name}, which is not "
+                                      f"tensor data (a checkpoint holds tensors, numbers and plain containers); "
+                                      f"nothing in it was run") from None
             try:
                 allowed.append(_safe_global(name))
             except (ImportError, AttributeError):
                 raise CheckpointError(f"{path}: needs {name}, which this numpy does not provide") from None
         except Exception as e:  # torch raises RuntimeError, KeyError, EOFError ... for non-checkpoint files
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+            reason = _first_line(e).split(". ")[0].rstrip(".")
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint, or cut short ({type(e).__name__}: "
+                                  f"{reason})") from None
+
+
+def unpickler_reason(error: BaseException) -> str:
+    """What torch's weights-only unpickler objected to, without torch's advice to load the file unsafely."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    kept = [line for line in lines if line and not _TORCH_ADVICE.search(line)]
+    if not kept:
+        return type(error).__name__
+    reason = kept[0].rstrip(".")
+    operand = re.match(r"Unsupported operand (\d+)", reason)
+    if operand:
+        return f"byte 0x{int(operand.group(1)):02x} is no instruction the weights-only loader accepts"
+    return reason
 
 
 def _first_line(error: BaseException) -> str:
@@ -271,4 +295,6 @@ def _check_arch(model: nn.Module, path: str, file_arch: str, extra: Mapping[str,
                               f"{model_arch}; build the model from a sharp config")
     if not allow_missing_refine:
         raise CheckpointError(f"{path}: holds a siammask_base checkpoint (no refine_model.* entries) but the model "
-                              f"is {model_arch}; pass allow_missing_refine=True to start the refine stage from it")
+                              f"is {model_arch} (a sharp config); track with the base config "
+                              f"(experiments/siammask_base/config.json), or train the refine stage from it "
+                              f"(tools/train_siammask_refine.py --pretrained {path})")

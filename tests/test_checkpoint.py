@@ -1,6 +1,7 @@
 """Tests of utils/checkpoint.py: every supported file kind, strictness, architecture checks, pysot conversion."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,7 @@ class Opaque:
     (b"hello, this is not a checkpoint\n", "not a PyTorch checkpoint"),
     (torch.zeros(3), "not a checkpoint (holds a Tensor"),
     ({"state_dict": {"a": 1}}, "no state dict of named tensors"),
-    ({"x": Opaque()}, "holds a Python object of type"),
+    ({"x": Opaque()}, "refused: it would load the Python global test_checkpoint.Opaque"),
 ])
 def test_unreadable_files_are_one_line_errors(tmp_path: Path, content: object, message: str) -> None:
     path = tmp_path / "bad.pth"
@@ -223,3 +224,53 @@ def test_load_checkpoint_never_unpickles_code(tmp_path: Path) -> None:
     torch.save({"x": Opaque()}, path)
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+class _Payload:
+    """A pickle that, if unpickled unsafely, creates the file named by `marker`."""
+
+    def __init__(self, call: object, marker: Path) -> None:
+        self.call, self.marker = call, marker
+
+    def __reduce__(self) -> tuple:
+        return self.call, (f"touch {self.marker}",) if self.call is os.system else (["touch", str(self.marker)],)
+
+
+@pytest.mark.parametrize("kind", ["os.system", "subprocess.Popen", "legacy pickle", "jpeg renamed", "empty",
+                                  "truncated"])
+def test_refusals_name_the_reason_and_never_advise_unsafe_loading(tmp_path: Path, kind: str) -> None:
+    """What was refused is named (the blocked global, or "not a PyTorch checkpoint"); torch's advice to retry with
+    weights_only=False is never shown; nothing in the file runs."""
+    import pickle
+    import subprocess
+
+    import cv2
+
+    path, marker = tmp_path / "weights.pth", tmp_path / "pwned"
+    if kind == "os.system":
+        torch.save({"state_dict": {}, "x": _Payload(os.system, marker)}, path)
+        expected = "global posix.system" if os.name == "posix" else "global nt.system"
+    elif kind == "subprocess.Popen":
+        torch.save([_Payload(subprocess.Popen, marker)], path)
+        expected = "refused: it would load the Python global"
+    elif kind == "legacy pickle":
+        path.write_bytes(pickle.dumps(_Payload(os.system, marker), protocol=4))
+        expected = "not a PyTorch checkpoint (byte 0x95 is no instruction"
+    elif kind == "jpeg renamed":
+        cv2.imwrite(str(tmp_path / "frame.jpg"), np.zeros((16, 16, 3), np.uint8))
+        path.write_bytes((tmp_path / "frame.jpg").read_bytes())
+        expected = "not a PyTorch checkpoint (byte 0xff is no instruction"
+    elif kind == "empty":
+        path.write_bytes(b"")
+        expected = "empty file, not a PyTorch checkpoint"
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(100)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+        expected = "not a PyTorch checkpoint, or cut short"
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert expected in message and str(path) in message
+    assert "weights_only" not in message and "trusted source" not in message
+    assert len(message.splitlines()) == 1
+    assert not marker.exists()

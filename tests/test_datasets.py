@@ -359,11 +359,24 @@ def test_corrupt_jpeg_raises(tmp_path: Path, data_root: str) -> None:
     raw = crop.read_bytes()
     crop.write_bytes(raw[: len(raw) // 2])
     ds = build_train_dataset(load_config(_tiny_cfg(root)), "/", seed=0)
-    with pytest.raises(DataError, match="corrupt JPEG"):
+    with pytest.raises(DataError, match=r"x\.jpg: damaged JPEG: cut short"):
+        for i in range(len(ds)):
+            ds[i]
+    # corrupt entropy data (stray restart markers), end-of-image marker intact: cv2.imread decodes it with only a
+    # libjpeg warning on stderr
+    damaged = bytearray(raw)
+    damaged[len(raw) // 2:len(raw) // 2 + 16] = b"\xff\xd5" * 8
+    assert cv2.imdecode(np.frombuffer(bytes(damaged), np.uint8), cv2.IMREAD_COLOR) is not None
+    crop.write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match=r"x\.jpg: damaged JPEG: Corrupt JPEG data"):
         for i in range(len(ds)):
             ds[i]
     crop.write_bytes(b"\xff\xd8 not a jpeg at all \xff\xd9")
-    with pytest.raises(DataError, match="corrupt image"):
+    with pytest.raises(DataError, match=r"x\.jpg: damaged JPEG"):
+        for i in range(len(ds)):
+            ds[i]
+    crop.write_bytes(b"neither a jpeg nor a png")
+    with pytest.raises(DataError, match=r"x\.jpg: not an image OpenCV can decode"):
         for i in range(len(ds)):
             ds[i]
     for other in (root / "crop511").rglob("*.x.jpg"):

@@ -30,10 +30,11 @@ from tqdm import tqdm
 from siammask.evaluation.davis import VOS_DATASETS
 from siammask.evaluation.vot import VOT_DATASETS, load_vot_dataset
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
-from siammask.tracker.build import add_backend_arguments
+from siammask.tracker.build import add_backend_arguments, check_tracker_inputs
+from siammask.tracker.frames import FrameReader, check_frames_exist
 from siammask.tracker.mask_ops import label_map
-from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
-from siammask.utils.io import atomic_write_image, ensure_output_dir
+from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
+from siammask.utils.io import OutputLock, atomic_write_image, ensure_output_dir
 from siammask.utils.log_helper import init_log
 from siammask.utils.runtime import DEVICE_CHOICES
 
@@ -71,6 +72,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "<checkpoint name>, as the original)")
     parser.add_argument("--init-from-mask", action="store_true", help="VOS: initialise with init_mask (the mask) "
                         "instead of the original's bounding box of the first-frame mask")
+    parser.add_argument("--skip-bad-frames", action="store_true", help="track past damaged frames (a JPEG cut short "
+                        "or with corrupt data) by repeating the last good frame, and report them; without it a "
+                        "damaged frame stops the run with an error naming the file")
     parser.add_argument("-l", "--log", default="", help="also log to this file")
     add_backend_arguments(parser)
     return parser
@@ -137,17 +141,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return run_vos(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
+    # everything a user can get wrong is checked before the model loads and the first video is tracked
+    arch = check_tracker_inputs(args.config, args.resume).network.arch
     out_root = ensure_output_dir(os.path.join(args.result_dir, args.dataset), "--result-dir")
-    tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
-                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast,
-                                          backend=args.backend, onnx_dir=args.onnx_dir)
     dataset = load_vot_dataset(args.dataset, args.data_root)
     videos = list(dataset)
     if args.video:
         videos = [v for v in videos if v.name == args.video]
         if not videos:
             raise ToolError(f"video {args.video!r} is not in {args.dataset} ({dataset.json_path})")
-    name = args.tracker_name or default_tracker_name(cfg.network.arch, args.resume, args.mask, args.refine)
+    for video in videos:
+        check_frames_exist(video.img_paths, f"{args.dataset} video {video.name}")
+    name = args.tracker_name or default_tracker_name(arch, args.resume, args.mask, args.refine)
+    with OutputLock(os.path.join(out_root, name), "--result-dir"):
+        return _track_videos(args, videos, out_root, name)
+
+
+def _track_videos(args: argparse.Namespace, videos: list[Any], out_root: str, name: str) -> dict[str, Any]:
+    tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
+                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast,
+                                          backend=args.backend, onnx_dir=args.onnx_dir)
+    reader = FrameReader(skip_bad=args.skip_bad_frames)
     logger = init_log("global", log_file=args.log or None)
     logger.info("tracker %s on %s (%d videos), %s", name, args.dataset, len(videos), runtime.describe())
     vis = _Visualiser(enabled=args.vis, seg_thr=tracker.hp.seg_thr)
@@ -155,11 +169,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bar = tqdm(videos, desc=args.dataset, unit="video", file=sys.stderr, dynamic_ncols=True)
     for v_id, video in enumerate(bar, start=1):
         mask_dir = os.path.join(out_root, name, "masks", video.name) if args.save_mask else None
-        try:
-            res = run_vot_sequence(tracker, video, use_polygon=args.mask,
-                                   on_frame=_frame_callback(video, vis, mask_dir, tracker.hp.seg_thr))
-        except FileNotFoundError as e:
-            raise ToolError(one_line(e)) from None
+        reader.reset()
+        res = run_vot_sequence(tracker, video, use_polygon=args.mask, image_reader=reader,
+                               on_frame=_frame_callback(video, vis, mask_dir, tracker.hp.seg_thr))
         write_vot_result(vot_result_path(out_root, name, video.name), res.regions)
         total_lost += res.lost
         speeds.append(res.fps)
@@ -170,9 +182,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mean_speed = float(np.mean(speeds)) if speeds else 0.0
     print(f"Total Lost: {total_lost:d}")
     print(f"Mean Speed: {mean_speed:.2f} FPS")
+    if reader.bad:
+        print(f"Skipped {len(reader.bad)} damaged frame{'s' if len(reader.bad) > 1 else ''} (the last good frame "
+              f"was tracked again):")
+        for line in reader.bad:
+            print(f"  {line}")
     logger.info("results in %s", os.path.join(out_root, name))
     return {"tracker_name": name, "result_dir": out_root, "videos": per_video, "total_lost": total_lost,
-            "mean_speed": mean_speed}
+            "mean_speed": mean_speed, "bad_frames": list(reader.bad)}
 
 
 def main(args: argparse.Namespace) -> int:

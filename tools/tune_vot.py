@@ -34,7 +34,7 @@ from siammask.evaluation.vot import VOT_DATASETS
 from siammask.evaluation.vot import load_vot_dataset as load_dataset
 from siammask.tools.test import ToolError
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
-from siammask.tracker.vot import read_image
+from siammask.tracker.frames import read_frame
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
 from siammask.utils.runtime import DEVICE_CHOICES
@@ -195,7 +195,7 @@ def _worker(index: int, settings: dict[str, Any]) -> int:
 
         def cached(path: str, cache: dict[str, Any] = cache) -> Any:
             if path not in cache:
-                cache[path] = read_image(path)
+                cache[path] = read_frame(path)
             return cache[path]
 
         rng.shuffle(combos)

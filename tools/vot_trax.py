@@ -30,7 +30,8 @@ from typing import Any, Optional
 import numpy as np
 
 from siammask.tracker.build import add_backend_arguments, build_tracker
-from siammask.tracker.vot import gt_polygon8, read_image
+from siammask.tracker.frames import read_frame
+from siammask.tracker.vot import gt_polygon8
 from siammask.utils.bbox import get_axis_aligned_bbox
 from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
 from siammask.utils.runtime import DEVICE_CHOICES
@@ -112,7 +113,7 @@ def serve(server: Any, tracker: Any, trax: Any, out: str) -> int:
         request = server.wait()
         if request.type == trax.TraxStatus.QUIT:
             return inits
-        frame = read_image(request.image["color"].path())
+        frame = read_frame(request.image["color"].path())
         if request.type == trax.TraxStatus.INITIALIZE:
             region, _ = request.objects[0]
             if region.type == trax.Region.MASK:

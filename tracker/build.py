@@ -24,6 +24,19 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                         "tools/export_onnx.py wrote")
 
 
+def check_tracker_inputs(config_path: str, resume: str) -> Config:
+    """The config (parsed strictly) after checking that `resume` exists: what a tool checks before any work.
+
+    Raises:
+        ConfigError: the config is missing or malformed.
+        CheckpointError: `resume` does not exist.
+    """
+    config = load_config(config_path)
+    if not os.path.isfile(resume):
+        raise CheckpointError(f"checkpoint not found: {resume}")
+    return config
+
+
 def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module:
     """Build the model a config names, load `resume` strictly, eval mode on the runtime's device.
 

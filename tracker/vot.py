@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence, Union
 
-import cv2
 import numpy as np
 
 from ..utils.bbox import get_axis_aligned_bbox, vot_rect_to_polygon8, xywh_to_polygon8
 from ..utils.io import atomic_write_text
 from ..utils.region import vot_float2str, vot_overlap
+from .frames import read_frame
 
 #: Frames skipped after a failure before re-initialising (the original's hard-coded 5).
 VOT_SKIP_FRAMES = 5
@@ -71,14 +71,6 @@ class VOTSequenceResult:
     scores: list[float] = field(default_factory=list)
 
 
-def read_image(path: str) -> np.ndarray:
-    """cv2.imread that raises a one-line FileNotFoundError instead of returning None."""
-    im = cv2.imread(path)
-    if im is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return im
-
-
 def gt_polygon8(region: Sequence[float]) -> list[float]:
     """A ground-truth row as an 8-value polygon (4-value rectangles converted as the original loader did)."""
     values = np.asarray(region, dtype=np.float64).ravel()
@@ -90,7 +82,7 @@ def gt_polygon8(region: Sequence[float]) -> list[float]:
 
 
 def run_vot_sequence(tracker: VOTTracker, video: VOTVideo, *, use_polygon: bool, skip: int = VOT_SKIP_FRAMES,
-                     image_reader: Callable[[str], np.ndarray] = read_image,
+                     image_reader: Callable[[str], np.ndarray] = read_frame,
                      on_frame: Optional[Callable[[int, np.ndarray, Region, Any], None]] = None,
                      clock: Callable[[], float] = time.perf_counter) -> VOTSequenceResult:
     """Run the VOT reset protocol on one sequence.
@@ -100,7 +92,7 @@ def run_vot_sequence(tracker: VOTTracker, video: VOTVideo, *, use_polygon: bool,
         video: `name`, `img_paths`, `gt`.
         use_polygon: report `result.polygon` (8 values; the original's `--mask`) instead of `result.box`.
         skip: frames skipped after a failure.
-        image_reader: path -> BGR uint8 frame.
+        image_reader: path -> BGR uint8 frame (default strict: a damaged frame raises FrameError).
         on_frame: called after each frame with (index, frame, recorded region, tracker result or None), e.g. to
             draw or save masks; its time is not counted.
         clock: seconds counter.

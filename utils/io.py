@@ -164,14 +164,105 @@ def read_json(path: PathLike, what: str = "file", error: type[SiamMaskError] = S
         raise error(f"{path}: cannot read {what} ({e})") from None
 
 
-def read_image(path: PathLike, flags: Optional[int] = None, error: type[SiamMaskError] = SiamMaskError) -> Any:
-    """cv2.imread (BGR uint8 HWC by default) that raises `error` naming the file when it is missing or undecodable."""
+def read_image(path: PathLike, flags: Optional[int] = None, error: type[SiamMaskError] = SiamMaskError,
+               strict: bool = True) -> Any:
+    """Read an image file as cv2.imread does (BGR uint8 HWC by default), raising `error` naming the file.
+
+    Args:
+        path: the image file.
+        flags: a cv2 imread flag (default ``cv2.IMREAD_COLOR``).
+        error: the caller's SiamMaskError class.
+        strict: also refuse damaged files, a JPEG cut short or with corrupt data (:mod:`siammask.utils.images`).
+    """
     import cv2
 
+    from .images import ImageDecodeError, decode_image
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise error(f"{path}: image not found")
-    image = cv2.imread(path, cv2.IMREAD_COLOR if flags is None else flags)
-    if image is None:
-        raise error(f"{path}: cannot decode image")
-    return image
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: image not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read image ({_describe(e)})") from None
+    try:
+        return decode_image(data, cv2.IMREAD_COLOR if flags is None else flags, strict=strict)
+    except ImageDecodeError as e:
+        raise error(f"{path}: {e}") from None
+
+
+class OutputLock:
+    """An exclusive lock on an output folder for one run: ``<folder>/.lock`` holding the owner's pid and host.
+
+    Two runs writing the same result folder would interleave their files without a word; the second one instead
+    stops at once with an :class:`OutputError` naming the folder and the owner. A lock left by a killed run (its pid
+    no longer alive on this host) is taken over. Use as a context manager; the lock file is removed on exit.
+
+    Args:
+        folder: the output folder (created if missing).
+        what: the flag or name the folder came from, for the message (e.g. ``"--result-dir"``).
+    """
+
+    def __init__(self, folder: PathLike, what: str = "output folder") -> None:
+        self.folder = os.fspath(folder)
+        self.what = what
+        self.path = os.path.join(self.folder, ".lock")
+        self._held = False
+
+    def _owner(self) -> tuple[int, str]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                pid_text, _, host = f.read().strip().partition(" ")
+            return int(pid_text), host
+        except (OSError, ValueError):
+            return 0, ""
+
+    def acquire(self) -> "OutputLock":
+        """Take the lock, or raise OutputError when another live run holds it."""
+        import socket
+
+        ensure_output_dir(self.folder, self.what)
+        me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                pid, host = self._owner()
+                if pid and host == socket.gethostname() and not _pid_alive(pid):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path)  # a killed run's lock
+                    continue
+                owner = f"pid {pid} on {host}" if pid else "another run"
+                raise OutputError(f"{self.what} {self.folder}: {owner} is writing here (lock file {self.path}); "
+                                  f"wait for it, or choose another folder / name") from None
+            except OSError as e:
+                raise OutputError(f"{self.path}: cannot create the lock file ({_describe(e)})") from None
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(me + "\n")
+            self._held = True
+            return self
+        raise OutputError(f"{self.path}: cannot take the lock file")
+
+    def release(self) -> None:
+        """Remove the lock file (only if this run holds it)."""
+        if self._held:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+            self._held = False
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

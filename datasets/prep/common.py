@@ -105,8 +105,12 @@ def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
 
 
 def read_image_checked(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """cv2 read that raises :class:`DataError` naming the file when it is missing or does not decode."""
-    return read_image(path, flags, error=DataError)
+    """cv2 read that raises :class:`DataError` naming the file when it is missing or does not decode.
+
+    Not strict: the raw datasets (ImageNet, COCO) hold a few JPEGs with libjpeg warnings that decode to usable
+    pictures, as the original's preparation read them; the crops written from them are clean.
+    """
+    return read_image(path, flags, error=DataError, strict=False)
 
 
 def run_cli(main: Callable[[Any], None], args: Any) -> int:
