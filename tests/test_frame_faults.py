@@ -1,0 +1,188 @@
+"""Damaged and missing frames, and two runs into one result folder (issue: reliability items 7 and 12).
+
+A JPEG cut in half or with corrupt entropy data decodes with ``cv2.imread`` (libjpeg only warns on stderr, without
+the file name); the strict reader refuses it naming the file, test.py stops with exit 2 unless --skip-bad-frames.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from tracking_helpers import small_sharp_model
+
+from siammask.utils import images
+from siammask.utils.errors import OutputError
+from siammask.utils.images import ImageDecodeError, decode_image
+from siammask.utils.io import OutputLock
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "experiments" / "siammask_sharp" / "config_vot.json")
+
+
+def _photo(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return cv2.add(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), rng.integers(0, 30, (h, w, 3), np.uint8))
+
+
+def _encode(image: np.ndarray, *params: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def _damage(data: bytes) -> bytes:
+    """Stray restart markers in the middle of the entropy-coded data; the end-of-image marker stays."""
+    out = bytearray(data)
+    out[len(data) // 2:len(data) // 2 + 16] = b"\xff\xd5" * 8
+    return bytes(out)
+
+
+@pytest.mark.parametrize("params", [
+    (cv2.IMWRITE_JPEG_QUALITY, 90),
+    (cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444),
+    (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422),
+    (cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+])
+def test_strict_decode_gives_imreads_pixels(params: tuple[int, ...]) -> None:
+    data = _encode(_photo(), *params)
+    buf = np.frombuffer(data, np.uint8)
+    assert np.array_equal(decode_image(data), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    assert np.array_equal(decode_image(data, cv2.IMREAD_GRAYSCALE), cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
+    gray = _encode(cv2.cvtColor(_photo(), cv2.COLOR_BGR2GRAY), *params)
+    assert np.array_equal(decode_image(gray), cv2.imdecode(np.frombuffer(gray, np.uint8), cv2.IMREAD_COLOR))
+
+
+def test_damaged_files_are_refused_where_imread_decodes_them() -> None:
+    data = _encode(_photo(), cv2.IMWRITE_JPEG_QUALITY, 90)
+    cut, corrupt = data[: len(data) // 2], _damage(data)
+    # what cv2.imread does with corrupt data: a picture, and a warning on stderr (some OpenCV builds do the same
+    # with a file cut short)
+    assert cv2.imdecode(np.frombuffer(corrupt, np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(ImageDecodeError, match="cut short"):
+        decode_image(cut)
+    with pytest.raises(ImageDecodeError, match="damaged JPEG: Corrupt JPEG data"):
+        decode_image(corrupt)
+    assert decode_image(corrupt, strict=False).shape == (96, 128, 3)
+    ok, png = cv2.imencode(".png", _photo())
+    with pytest.raises(ImageDecodeError, match="damaged PNG: cut short"):
+        decode_image(png.tobytes()[:-40])
+    with pytest.raises(ImageDecodeError, match="empty image file"):
+        decode_image(b"")
+
+
+def test_without_simplejpeg_a_cut_jpeg_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "simplejpeg", None)
+    data = _encode(_photo())
+    assert np.array_equal(decode_image(data), cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    with pytest.raises(ImageDecodeError, match="cut short"):
+        decode_image(data[:-100])
+
+
+# ---------------------------------------------------------------------------------------------- tools/test.py
+@pytest.fixture()
+def vot_setup(tmp_path: Path) -> dict[str, str]:
+    """A 2-video, 8-frame synthetic VOT2018 and a sharp-model checkpoint."""
+    from siammask.datasets.synthetic import write_vot_dataset
+
+    data = str(tmp_path / "data")
+    write_vot_dataset(data, name="VOT2018", num_videos=2, num_frames=8, frame_size=(160, 120), seed=0)
+    ckpt = str(tmp_path / "tiny.pth")
+    torch.save(small_sharp_model().state_dict(), ckpt)
+    return {"root": str(tmp_path), "data": data, "ckpt": ckpt}
+
+
+def _args(setup: dict[str, str], *extra: str) -> argparse.Namespace:
+    from siammask.tools.test import get_args_parser
+
+    return get_args_parser().parse_args(["--config", CONFIG, "--resume", setup["ckpt"], "--data-root", setup["data"],
+                                         "--result-dir", os.path.join(setup["root"], "results"), "--device", "cpu",
+                                         "--tracker-name", "T", *extra])
+
+
+def _frames(setup: dict[str, str], video: str) -> list[Path]:
+    folder = Path(setup["data"]) / "VOT2018" / video
+    return sorted(p for p in folder.rglob("*.jpg"))
+
+
+def _error_line(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # beside the progress bar
+    assert len(errors) == 1 and err.endswith(errors[0])
+    return errors[0]
+
+
+def test_damaged_frame_stops_test_py_naming_it_or_is_skipped(vot_setup: dict[str, str],
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from siammask.tools import test as test_tool
+
+    victim = _frames(vot_setup, "vot0001")[4]
+    victim.write_bytes(_damage(victim.read_bytes()))
+    assert test_tool.main(_args(vot_setup)) == 2
+    err = _error_line(capsys)
+    assert err.startswith(f"error: {victim}: damaged JPEG")
+
+    assert test_tool.main(_args(vot_setup, "--skip-bad-frames")) == 0
+    out = capsys.readouterr().out
+    assert "Skipped 1 damaged frame" in out and str(victim) in out
+    result = Path(vot_setup["root"]) / "results" / "VOT2018" / "T" / "baseline" / "vot0001" / "vot0001_001.txt"
+    assert len(result.read_text().splitlines()) == 8
+    assert not (result.parents[2] / ".lock").exists()  # released after the run
+
+
+def test_missing_frames_are_found_before_the_model_loads(vot_setup: dict[str, str], capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from siammask.tools import test as test_tool
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(test_tool, "build_tracker", no_model)
+    frames = _frames(vot_setup, "vot0001")
+    frames[-1].unlink()
+    assert test_tool.main(_args(vot_setup)) == 2
+    assert f"video vot0001: frame {frames[-1]} does not exist" in _error_line(capsys)
+    for f in frames[:-1]:
+        f.unlink()
+    frames[0].parent.rmdir()
+    assert test_tool.main(_args(vot_setup)) == 2
+    assert f"frame folder {frames[0].parent} does not exist" in _error_line(capsys)
+
+
+def test_second_run_into_the_same_tracker_folder_is_refused(vot_setup: dict[str, str], capsys: pytest.CaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from siammask.tools import test as test_tool
+
+    folder = Path(vot_setup["root"]) / "results" / "VOT2018" / "T"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder.mkdir(parents=True)
+        (folder / ".lock").write_text(f"{holder.pid} {os.uname().nodename}\n")
+        monkeypatch.setattr(test_tool, "build_tracker", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+        assert test_tool.main(_args(vot_setup)) == 2
+        err = _error_line(capsys)
+        assert f"pid {holder.pid}" in err and str(folder / ".lock") in err
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over
+    monkeypatch.undo()
+    assert test_tool.main(_args(vot_setup, "--video", "vot0000")) == 0
+    assert not (folder / ".lock").exists()
+
+
+def test_output_lock_unit(tmp_path: Path) -> None:
+    with OutputLock(tmp_path / "out", "--result-dir") as lock:
+        pid, host = Path(lock.path).read_text().split()
+        assert int(pid) == os.getpid()
+        with pytest.raises(OutputError, match=r"--result-dir .*out: pid \d+ on .* is writing here"):
+            OutputLock(tmp_path / "out", "--result-dir").acquire()
+    assert not (tmp_path / "out" / ".lock").exists()
