@@ -186,3 +186,75 @@ def test_output_lock_unit(tmp_path: Path) -> None:
         with pytest.raises(OutputError, match=r"--result-dir .*out: pid \d+ on .* is writing here"):
             OutputLock(tmp_path / "out", "--result-dir").acquire()
     assert not (tmp_path / "out" / ".lock").exists()
+
+
+# ---------------------------------------------------------------------------------------------- tools/demo.py
+@pytest.fixture()
+def demo_setup(tmp_path: Path) -> dict[str, str]:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        im = _photo(120, 160, seed=1)
+        cv2.ellipse(im, (45 + 3 * i, 60), (16, 10), 0, 0, 360, (30, 200, 240), -1)
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), im)
+    ckpt = str(tmp_path / "tiny.pth")
+    torch.save(small_sharp_model().state_dict(), ckpt)
+    return {"root": str(tmp_path), "folder": str(folder), "ckpt": ckpt}
+
+
+def _demo(setup: dict[str, str], *argv: str) -> int:
+    from siammask.tools import demo
+
+    config = str(ROOT / "experiments" / "siammask_sharp" / "config_davis.json")
+    return demo.main(demo.get_args_parser().parse_args(["--resume", setup["ckpt"], "--config", config,
+                                                        "--no-display", "--device", "cpu", "--input",
+                                                        setup["folder"], *argv]))
+
+
+def test_demo_init_outside_the_frame_creates_nothing(demo_setup: dict[str, str], capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from siammask.tools import demo
+
+    monkeypatch.setattr(demo, "build_tracker", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+    out = Path(demo_setup["root"]) / "out"
+    assert _demo(demo_setup, "--init", "500,20,30,30", "--output", str(out)) == 2
+    assert "--init 500,20,30,30: the box lies outside the first frame (160x120)" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_demo_damaged_frame_named_no_partial_video_or_skipped(demo_setup: dict[str, str],
+                                                               capsys: pytest.CaptureFixture) -> None:
+    victim = Path(demo_setup["folder"]) / "00003.jpg"
+    victim.write_bytes(_damage(victim.read_bytes()))
+    out = Path(demo_setup["root"]) / "out"
+    assert _demo(demo_setup, "--init", "29,50,32,20", "--output", str(out)) == 2
+    assert _error_line(capsys).startswith(f"error: {victim}: damaged JPEG")
+    assert not (out / ".overlay.partial.mp4").exists() and not (out / "tracks.json").exists()
+    assert not (out / "overlay.mp4").exists()
+
+    assert _demo(demo_setup, "--init", "29,50,32,20", "--output", str(out)) == 2  # again: still nothing half-written
+    assert _demo(demo_setup, "--init", "29,50,32,20", "--output", str(out), "--skip-bad-frames") == 0
+    captured = capsys.readouterr()
+    assert "Skipped 1 damaged frame" in captured.out
+    assert "SiamMask:" in captured.err and "5/5" not in captured.err and "4/5" in captured.err  # the progress bar
+    import json
+
+    tracks = json.loads((out / "tracks.json").read_text())
+    assert tracks["num_frames"] == 4 and [fr["name"] for fr in tracks["frames"]] == ["00000", "00001", "00002",
+                                                                                     "00004"]
+    assert len(tracks["skipped_frames"]) == 1 and str(victim) in tracks["skipped_frames"][0]
+    assert (out / "overlay.mp4").is_file() and not (out / ".overlay.partial.mp4").exists()
+
+
+def test_demo_non_finite_boxes_are_null_and_lost() -> None:
+    from siammask.tools.demo import _object_json
+    from siammask.tracker import TrackResult
+
+    fields = {f: None for f in TrackResult.__dataclass_fields__}
+    good = TrackResult(**{**fields, "box": np.array([1.0, 2.0, 3.0, 4.0]), "polygon": np.zeros((4, 2)),
+                          "score": 0.9, "lost": False})
+    bad = TrackResult(**{**fields, "box": np.array([np.nan, 2.0, 3.0, 4.0]), "polygon": np.full((4, 2), np.inf),
+                         "score": float("nan"), "lost": False})
+    assert _object_json(0, good) == {"id": 1, "box": [1.0, 2.0, 3.0, 4.0], "polygon": [[0.0, 0.0]] * 4,
+                                     "score": 0.9, "lost": False}
+    assert _object_json(1, bad) == {"id": 2, "box": None, "polygon": None, "score": 0.0, "lost": True}

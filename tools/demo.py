@@ -19,18 +19,23 @@ Prints `SiamMask Time: Xs Speed: Y fps` (tracking only) and the FPS including re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import itertools
 import math
 import os
+import sys
 import time
 from typing import Any, Iterator, Optional
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from siammask.tools.test import ToolError
 from siammask.tracker import DEFAULT_LOST_THRESHOLD, TargetState, build_tracker, init_result
-from siammask.tracker.build import add_backend_arguments
+from siammask.tracker.build import add_backend_arguments, check_tracker_inputs
+from siammask.tracker.frames import FrameError, read_frame
 from siammask.tracker.mask_ops import label_map
 from siammask.utils.bbox import mask_to_xywh, xywh_to_corners4x2
 from siammask.utils.errors import run_tool, tool_cli
@@ -70,6 +75,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="BatchNorm folded, bf16/fp16 weights + autocast, "
                         "channels_last (about 2x faster on CPU; not bit-exact)")
+    parser.add_argument("--skip-bad-frames", action="store_true", help="skip damaged image files of a folder input "
+                        "(listed in tracks.json) instead of stopping with an error naming the file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_backend_arguments(parser)
     return parser
 
@@ -77,8 +85,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 class FrameSource:
     """Frames (BGR uint8) and their names from an image folder, a video file or a camera index."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, skip_bad: bool = False) -> None:
         self.spec = spec
+        self.skip_bad = skip_bad
+        self.bad: list[str] = []  # damaged image files skipped ("<path>: <reason>")
         self.files: list[str] = []
         self.capture: Optional[cv2.VideoCapture] = None
         self.fps = 0.0
@@ -99,9 +109,13 @@ class FrameSource:
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         if self.files:
             for path in self.files:
-                im = cv2.imread(path)
-                if im is None:
-                    raise ToolError(f"cannot read image {path}")
+                try:
+                    im = read_frame(path)
+                except FrameError as e:
+                    if not self.skip_bad:
+                        raise
+                    self.bad.append(str(e))
+                    continue
                 yield os.path.splitext(os.path.basename(path))[0], im
         else:
             assert self.capture is not None
@@ -208,39 +222,82 @@ def _box_label_map(boxes: list[tuple[float, float, float, float]], shape: tuple[
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The work of `main`; raises ToolError on user errors. Returns the summary written to tracks.json."""
+    """The work of `main`; raises ToolError on user errors. Returns the summary written to tracks.json.
+
+    Everything a user can get wrong (the boxes, the mask, the input, the output folder, the config and checkpoint
+    files) is checked before the model loads and before anything is written.
+    """
     for text in args.init:
         parse_box(text)
     if args.init_mask and not os.path.isfile(args.init_mask):
         raise ToolError(f"--init-mask {args.init_mask}: no such file")
+    check_tracker_inputs(args.config, args.resume)
+    source = FrameSource(args.input, skip_bad=args.skip_bad_frames)
+    frames = iter(source)
+    first = next(frames, None)
+    if first is None:
+        raise ToolError(f"--input {args.input}: no frames")
+    display = not args.no_display and has_display()
+    boxes, init_labels = _init_objects(args, first[1], display)
+    _check_inside(boxes, first[1])
     out_dir = args.output
-    if out_dir:  # before the model loads: an unwritable --output fails in seconds
+    if out_dir:
         ensure_output_dir(os.path.join(out_dir, "masks"), "--output")
-    source = FrameSource(args.input)
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
                                         fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir)
+    video_tmp = os.path.join(out_dir, ".overlay.partial.mp4") if out_dir else None
+    try:
+        summary = _track(args, tracker, runtime, source, itertools.chain([first], frames), boxes, init_labels,
+                         display, video_tmp)
+    except BaseException:
+        if video_tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(video_tmp)  # nothing half-written stays behind
+        raise
+    return summary
+
+
+def _check_inside(boxes: list[tuple[float, float, float, float]], frame: np.ndarray) -> None:
+    for b in boxes:
+        x, y, w, h = b
+        if x + w <= 0 or y + h <= 0 or x >= frame.shape[1] or y >= frame.shape[0]:
+            raise ToolError(f"--init {','.join(f'{v:g}' for v in b)}: the box lies outside the first frame "
+                            f"({frame.shape[1]}x{frame.shape[0]})")
+
+
+def _object_json(k: int, r: Any) -> dict[str, Any]:
+    """One object's entry in tracks.json; a non-finite box (a diverged model) is null and lost, never a number."""
+    box = np.asarray(r.box, np.float64)
+    polygon = np.asarray(r.polygon, np.float64)
+    if not (np.isfinite(box).all() and np.isfinite(polygon).all()):
+        return {"id": k + 1, "box": None, "polygon": None, "score": float(np.nan_to_num(r.score)), "lost": True}
+    return {"id": k + 1, "box": box.tolist(), "polygon": polygon.tolist(), "score": float(r.score),
+            "lost": bool(r.lost)}
+
+
+def _track(args: argparse.Namespace, tracker: Any, runtime: Any, source: FrameSource,
+           frames: Iterator[tuple[str, np.ndarray]], boxes: list[tuple[float, float, float, float]],
+           init_labels: Optional[np.ndarray], display: bool, video_tmp: Optional[str]) -> dict[str, Any]:
+    out_dir = args.output
     seg_thr = tracker.hp.seg_thr
-    display = not args.no_display and has_display()
     writer: Optional[cv2.VideoWriter] = None
     frames_json: list[dict[str, Any]] = []
     states: list[TargetState] = []
     track_time, n_tracked, f = 0.0, 0, -1
     wall_start = time.perf_counter()
-    video_tmp = None
+    total = len(source.files) or None
+    if args.max_frames:
+        total = min(total, args.max_frames) if total else args.max_frames
+    bar = tqdm(total=total, unit="frame", desc="SiamMask", file=sys.stderr, dynamic_ncols=True,
+               disable=args.no_progress)
     try:
-        for f, (name, frame) in enumerate(source):
+        for f, (name, frame) in enumerate(frames):
             if args.max_frames and f >= args.max_frames:
                 f -= 1
                 break
             if f == 0:
-                boxes, init_labels = _init_objects(args, frame, display)
                 tic = time.perf_counter()
-                for b in boxes:
-                    x, y, w, h = b
-                    if x + w <= 0 or y + h <= 0 or x >= frame.shape[1] or y >= frame.shape[0]:
-                        raise ToolError(f"--init {','.join(f'{v:g}' for v in b)}: the box lies outside the first "
-                                        f"frame ({frame.shape[1]}x{frame.shape[0]})")
                 states = [tracker.init(frame, b) for b in boxes]
                 track_time += time.perf_counter() - tic
                 objects = [{"id": k + 1, "box": [float(v) for v in b], "polygon": xywh_to_corners4x2(b).tolist(),
@@ -252,9 +309,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results = tracker.track_many(states, frame)
                 track_time += time.perf_counter() - tic
                 n_tracked += 1
-                objects = [{"id": k + 1, "box": [float(v) for v in r.box],
-                            "polygon": np.asarray(r.polygon, np.float64).tolist(), "score": float(r.score),
-                            "lost": bool(r.lost)} for k, r in enumerate(results)]
+                objects = [_object_json(k, r) for k, r in enumerate(results)]
                 labels = label_map([r.mask for r in results], seg_thr, frame.shape[:2])
                 shown = draw_overlay(frame, list(results), seg_thr)
             frames_json.append({"frame": f, "name": name, "objects": objects})
@@ -262,34 +317,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 write_palette_png(os.path.join(out_dir, "masks", f"{name}.png"), labels)  # ids, DAVIS colours
                 if writer is None:
                     fps = args.fps or source.fps or 25.0
-                    video_tmp = os.path.join(out_dir, ".overlay.partial.mp4")
                     writer = cv2.VideoWriter(video_tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                              (frame.shape[1], frame.shape[0]))
                     if not writer.isOpened():
                         raise ToolError(f"cannot write {video_tmp} (no mp4v encoder in this OpenCV build)")
                 writer.write(shown)
+            bar.update(1)
+            if n_tracked and track_time > 0:
+                bar.set_postfix_str(f"{n_tracked / track_time:.1f} fps tracking", refresh=False)
             if display:
                 cv2.imshow(WINDOW, shown)
                 if cv2.waitKey(1) > 0:
                     break
     finally:
+        bar.close()
         if writer is not None:
             writer.release()
-    if f < 0:
-        raise ToolError(f"--input {args.input}: no frames")
     if writer is not None and video_tmp is not None:
         os.replace(video_tmp, os.path.join(out_dir, "overlay.mp4"))
     wall = time.perf_counter() - wall_start
     speed = n_tracked / track_time if track_time > 0 else 0.0
     summary = {"input": args.input, "device": runtime.describe(), "num_objects": len(states),
                "num_frames": len(frames_json), "seg_thr": seg_thr, "lost_threshold": tracker.lost_threshold,
-               "tracking_fps": speed, "frames": frames_json}
+               "tracking_fps": speed, "skipped_frames": list(source.bad), "frames": frames_json}
     if out_dir:
         atomic_write_json(os.path.join(out_dir, "tracks.json"), summary)
     print("SiamMask Time: {:02.1f}s Speed: {:3.1f}fps ({} object{}, tracking only)".format(
         track_time, speed, len(states), "" if len(states) == 1 else "s"))
     print("End-to-end: {:3.1f}fps (reading, drawing{} included)".format(
         len(frames_json) / wall if wall > 0 else 0.0, " and writing" if out_dir else ""))
+    if source.bad:
+        print(f"Skipped {len(source.bad)} damaged frame{'s' if len(source.bad) > 1 else ''}:")
+        for line in source.bad:
+            print(f"  {line}")
     return summary
 
 
