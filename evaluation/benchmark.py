@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .ar import ARResult, eval_accuracy_robustness
 from .eao import EAOResult, eval_eao
-from .results import load_tracker_trajectories
+from .results import load_tracker_trajectories, mean_area_ratio
 from .vot import VOTDataset
 
 __all__ = ["TrackerEvaluation", "evaluate_tracker", "evaluate_trackers"]
@@ -27,12 +27,14 @@ class TrackerEvaluation:
         ar: accuracy/robustness result (per-video values included).
         eao: EAO result (per tag, with the expected-overlap curves).
         repetitions: runs per video (1 or 15).
+        area_ratio: mean predicted region area / mean ground-truth area over the tracked frames.
     """
 
     name: str
     ar: ARResult
     eao: EAOResult
     repetitions: int
+    area_ratio: float = float("nan")
 
     @property
     def accuracy(self) -> float:
@@ -67,6 +69,7 @@ def evaluate_tracker(dataset: VOTDataset, result_dir: str | Path, tracker: str,
         ar=eval_accuracy_robustness(dataset, trajectories),
         eao=eval_eao(dataset, trajectories, tags=tags),
         repetitions=reps,
+        area_ratio=mean_area_ratio(dataset, trajectories),
     )
 
 

@@ -13,13 +13,18 @@ formula needs it and would otherwise fail on a ragged array).
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ResultError
 from .vot import VOTDataset
 
-__all__ = ["REPETITIONS", "list_trackers", "trajectory_files", "load_trajectory", "load_tracker_trajectories"]
+__all__ = ["REPETITIONS", "list_trackers", "trajectory_files", "load_trajectory", "load_tracker_trajectories",
+           "result_videos", "compare_videos", "subset_dataset", "mean_area_ratio"]
 
 REPETITIONS = 15  # the VOT toolkit's number of runs of a stochastic tracker
 
@@ -64,6 +69,9 @@ def _parse_line(line: str, path: Path, lineno: int) -> list[float]:
         values = [float(v) for v in line.split(",")]
     except ValueError:
         raise ResultError(f"{path}:{lineno}: cannot read {line.strip()[:40]!r} as comma-separated numbers") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ResultError(f"{path}:{lineno}: non-finite value in {line.strip()[:60]!r} (NaN or inf: the tracker "
+                          f"diverged; a region must be finite numbers)")
     n = len(values)
     if not (n == 1 or n == 4 or (n >= 6 and n % 2 == 0)):
         raise ResultError(f"{path}:{lineno}: {n} values; expected 1 (code 0/1/2), 4 (x,y,w,h) or an even number >= 6")
@@ -112,3 +120,56 @@ def load_tracker_trajectories(result_dir: str | Path, tracker: str, dataset: VOT
         raise ResultError(f"{Path(result_dir) / tracker}: video '{b}' has {nb} repetitions but '{a}' has {na}; "
                           "every video needs the same number (1 or 15)")
     return out
+
+
+def result_videos(result_dir: str | Path, tracker: str) -> set[str]:
+    """Names of the video folders under ``<result_dir>/<tracker>/baseline/`` (results present or not)."""
+    folder = Path(result_dir) / tracker / "baseline"
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+
+
+def compare_videos(result_dir: str | Path, tracker: str, dataset: VOTDataset) -> tuple[list[str], list[str]]:
+    """(missing, extra): dataset videos without a result file, and result folders of videos not in the dataset."""
+    present = result_videos(result_dir, tracker)
+    missing = []
+    for video in dataset:
+        try:
+            trajectory_files(result_dir, tracker, video.name)
+        except ResultError:
+            missing.append(video.name)
+    extra = sorted(present - set(dataset.videos))
+    return missing, extra
+
+
+def subset_dataset(dataset: VOTDataset, names: set[str]) -> VOTDataset:
+    """The dataset restricted to the videos in ``names`` (json order kept)."""
+    return dataclasses.replace(dataset, videos={k: v for k, v in dataset.videos.items() if k in names})
+
+
+def _region_area(region: list[float]) -> float:
+    """Area of a 4-value ``x, y, w, h`` rectangle or a polygon (shoelace); 0 for the 1-value codes."""
+    if len(region) == 4:
+        return max(region[2], 0.0) * max(region[3], 0.0)
+    if len(region) < 6:
+        return 0.0
+    xs, ys = np.asarray(region[0::2]), np.asarray(region[1::2])
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2)
+
+
+def mean_area_ratio(dataset: VOTDataset, trajectories: dict[str, list[Trajectory]]) -> float:
+    """Mean predicted region area over the mean ground-truth area of the same frames (tracked frames only).
+
+    A model whose regions cover most of the frame overlaps the ground truth everywhere and is never "lost"
+    (robustness 0): a ratio far above 1 flags it. NaN when no frame was tracked.
+    """
+    pred, truth = [], []
+    for name, trajs in trajectories.items():
+        gt = dataset[name].gt_traj()
+        for traj in trajs:
+            for region, g in zip(traj, gt):
+                if len(region) > 1:
+                    pred.append(_region_area(region))
+                    truth.append(_region_area(list(g)))
+    if not pred or sum(truth) <= 0:
+        return float("nan")
+    return float(np.mean(pred) / np.mean(truth))

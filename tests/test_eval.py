@@ -450,7 +450,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
         assert rc != 0 and len(err.strip().splitlines()) == 1 and needle in err, (name, err)
     (res / "other" / "baseline").mkdir(parents=True)
     rc, _, err = run_cli(base, capsys)
-    assert rc != 0 and len(err.strip().splitlines()) == 1 and "sq_001.txt: missing" in err
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and "other: no results for 1 video (sq)" in err
     write_result(res, "other", "sq", ["1"] * 150)
     rc, _, err = run_cli(base, capsys)
     assert rc != 0 and len(err.strip().splitlines()) == 1 and "truncated" in err and "sq_001.txt" in err
@@ -459,3 +459,56 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
                            "--result_dir", str(res)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_non_finite_regions_name_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data_root, res = hand_made_case(tmp_path)
+    lines = ["1"] + [fmt(SQUARE)] * 199
+    for bad in ("nan,10,20,30,30,30,10,30", "10.0,inf,30,10,30,30,10,30", "-inf,1,2,3"):
+        lines[7] = bad
+        path = write_result(res, "hand", "sq", lines)
+        rc, _, err = run_cli(["--data-root", str(data_root), "--result_dir", str(res)], capsys)
+        assert rc == 2 and err.strip().splitlines() == [err.strip()]
+        assert f"{path}:8: non-finite value" in err, err
+
+
+def _two_video_case(tmp_path: Path) -> tuple[Path, Path]:
+    gt = [SQUARE] * 120
+    write_dataset(tmp_path / "data", {"a": {"gt": gt, "width": 100, "height": 100},
+                                      "b": {"gt": gt, "width": 100, "height": 100}})
+    res = tmp_path / "res"
+    write_result(res, "T", "a", perfect_lines(gt))
+    return tmp_path / "data", res
+
+
+def test_missing_and_extra_videos_are_errors_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data_root, res = _two_video_case(tmp_path)
+    base = ["--data-root", str(data_root), "--result_dir", str(res)]
+    rc, _, err = run_cli(base, capsys)
+    assert rc == 2 and "T: no results for 1 video (b) of the 2 videos of VOT2018" in err and "--allow-missing" in err
+    rc, out, err = run_cli(base + ["--allow-missing"], capsys)
+    assert rc == 0, err
+    assert "no results from T: b" in out and "evaluating 1 of the 2 videos" in out
+    row = next(line for line in out.splitlines() if line.startswith("|") and line.split("|")[1].strip() == "T")
+    assert float(row.split("|")[2]) == pytest.approx(1.0)  # accuracy of the one perfect video
+    write_result(res, "T", "b", perfect_lines([SQUARE] * 120))
+    write_result(res, "T", "zebra", ["1"])  # a video of another dataset
+    rc, _, err = run_cli(base, capsys)
+    assert rc == 2 and "T: results for 1 video (zebra) not in VOT2018" in err
+    rc, out, _ = run_cli(base + ["--allow-missing"], capsys)
+    assert rc == 0 and "not in VOT2018: T's zebra" in out and "evaluating" not in out
+
+
+def test_regions_far_larger_than_the_truth_are_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data_root, res = _two_video_case(tmp_path)
+    frame = [0.0, 0.0, 99.0, 0.0, 99.0, 99.0, 0.0, 99.0]  # the whole 100x100 frame: overlaps the square everywhere
+    for video in ("a", "b"):
+        write_result(res, "T", video, ["1"] + [fmt(frame)] * 119)
+    rc, out, err = run_cli(["--data-root", str(data_root), "--result_dir", str(res)], capsys)
+    assert rc == 0
+    # area 99 * 99 against 20 * 20 (the square's polygon) -> 24.5x
+    assert f"warning: T: the mean predicted region is {99 * 99 / 400:.1f}x the ground truth's area" in err
+    write_result(res, "T", "a", perfect_lines([SQUARE] * 120))
+    write_result(res, "T", "b", perfect_lines([SQUARE] * 120))
+    rc, _, err = run_cli(["--data-root", str(data_root), "--result_dir", str(res)], capsys)
+    assert rc == 0 and "warning" not in err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from siammask.evaluation import VOT_TAGS, evaluate_trackers, list_trackers, load_vot_dataset
 from siammask.evaluation.davis import DAVIS_DATASETS
@@ -27,6 +28,7 @@ from siammask.evaluation.report import (
     to_json,
     write_json,
 )
+from siammask.evaluation.results import compare_videos, subset_dataset
 from siammask.evaluation.vot import VOT_DATASETS
 from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
@@ -58,7 +60,57 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="write tracker -> accuracy, robustness, lost, eao and per-video values to FILE")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="save the expected-overlap curves (overall) to this PNG")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="evaluate the videos every tracker has results for, and print which were left out "
+                             "(default: a tracker missing a video of the dataset, or holding videos it lacks, is an "
+                             "error)")
     return parser
+
+
+#: Mean predicted area above this many times the ground truth's is warned about (regions covering the frame).
+AREA_WARNING_RATIO = 4.0
+
+
+def select_videos(args: argparse.Namespace, dataset: Any, trackers: list[str]) -> Any:
+    """The dataset to evaluate: all of it, or with --allow-missing the videos every tracker has (printed)."""
+    keep = set(dataset.videos)
+    for tracker in trackers:
+        missing, extra = compare_videos(args.result_dir, tracker, dataset)
+        where = os.path.join(args.result_dir, tracker)
+        if not args.allow_missing:
+            if missing:
+                raise SiamMaskError(f"{where}: no results for {_listing(missing)} of the {len(dataset)} videos of "
+                                    f"{dataset.name} ({dataset.json_path}); pass --allow-missing to evaluate the "
+                                    f"others")
+            if extra:
+                raise SiamMaskError(f"{where}: results for {_listing(extra)} not in {dataset.name} "
+                                    f"({dataset.json_path}); wrong --dataset or --data-root? pass --allow-missing to "
+                                    f"leave them out")
+        keep -= set(missing)
+        if args.allow_missing and (missing or extra):
+            if missing:
+                print(f"left out for all trackers, no results from {tracker}: {', '.join(missing)}")
+            if extra:
+                print(f"left out, not in {dataset.name}: {tracker}'s {', '.join(extra)}")
+    if not keep:
+        raise SiamMaskError(f"{args.result_dir}: no video of {dataset.name} has results from every tracker")
+    if len(keep) < len(dataset):
+        print(f"evaluating {len(keep)} of the {len(dataset)} videos of {dataset.name} (--allow-missing)")
+    return subset_dataset(dataset, keep)
+
+
+def _listing(names: list[str], shown: int = 5) -> str:
+    text = ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+    return f"{len(names)} video{'s' if len(names) > 1 else ''} ({text})"
+
+
+def warn_large_regions(evals: dict[str, Any]) -> None:
+    """Warn (stderr) about trackers whose regions are far larger than the ground truth (never lost)."""
+    for name, ev in evals.items():
+        if ev.area_ratio > AREA_WARNING_RATIO:
+            print(f"warning: {name}: the mean predicted region is {ev.area_ratio:.1f}x the ground truth's area; "
+                  f"regions that cover most of the frame overlap everything and are never lost, so its robustness "
+                  f"means little", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -70,9 +122,11 @@ def run(args: argparse.Namespace) -> None:
             ensure_output_dir(os.path.dirname(os.path.abspath(path)), f"{flag} (folder)")
     dataset = load_vot_dataset(args.dataset, args.data_root)
     trackers = list_trackers(args.result_dir, args.tracker_prefix)
+    dataset = select_videos(args, dataset, trackers)
     tags = VOT_TAGS if args.attributes else ("all",)
     evals = evaluate_trackers(dataset, args.result_dir, trackers, tags=tags, workers=args.num)
     print(format_summary_table(evals))
+    warn_large_regions(evals)
     if args.attributes:
         print(format_attribute_table(evals, tags))
     if args.show_video_level and len(evals) < VIDEO_TABLE_MAX_TRACKERS:
