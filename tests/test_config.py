@@ -98,3 +98,18 @@ def test_size_must_match_crop_geometry(tmp_path: Path) -> None:
 def test_comments_are_ignored() -> None:
     cfg = load_config({"_comment": "x", "hp": {"_note": "y", "lr": 0.3}})
     assert isinstance(cfg, Config) and cfg.hp.lr == 0.3
+
+
+@pytest.mark.parametrize("datasets, key", [
+    ({"num": -5}, "train_datasets.num' is -5"),
+    ({"num": 0}, "train_datasets.num' is 0"),
+    ({"datasets": {"coco": {"root": "r", "anno": "a", "num_use": -2}}}, "train_datasets.datasets.coco.num_use"),
+    ({"datasets": {"coco": {"root": "r", "anno": "a", "frame_range": -1}}}, "coco.frame_range' is -1"),
+])
+def test_negative_counts_are_refused_not_read_as_all(tmp_path: Path, datasets: dict, key: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"train_datasets": datasets}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: key '") and key in str(info.value)
+    assert load_config({"train_datasets": {"num": -1}}).train_datasets.num == -1  # the documented "all"

@@ -322,6 +322,16 @@ def load_config(config: Union[str, os.PathLike, dict, Config]) -> Config:
         ds = getattr(cfg, name)
         if ds is None:
             continue
+        if ds.num != -1 and ds.num <= 0:
+            raise ConfigError(f"{source}: key '{name}.num' is {ds.num}; samples per epoch must be positive, or -1 "
+                              f"for the sum of the sub-datasets' num_use")
+        for sub_name, sub in ds.datasets.items():
+            if sub.num_use != -1 and sub.num_use <= 0:
+                raise ConfigError(f"{source}: key '{name}.datasets.{sub_name}.num_use' is {sub.num_use}; videos per "
+                                  f"round must be positive, or -1 for all")
+            if sub.frame_range < 0:
+                raise ConfigError(f"{source}: key '{name}.datasets.{sub_name}.frame_range' is {sub.frame_range}; "
+                                  f"it must be >= 0")
         expected = response_size(ds.search_size, ds.template_size, cfg.anchors.stride, ds.base_size)
         if ds.size != expected:
             raise ConfigError(f"{source}: key '{name}.size' is {ds.size}, but (search_size - template_size) / "
