@@ -35,11 +35,11 @@ from siammask.evaluation.davis import (
     is_binary_dataset,
     load_davis,
 )
-from siammask.tools.test import ToolError, one_line, run_tool
+from siammask.tools.test import ToolError
 from siammask.tools.tune_vot import claim, combinations, combo_name, parse_range, parse_range_int, release, run_workers
 from siammask.tracker import SiamMaskTracker, build_tracker
 from siammask.tracker.vos import labels_at, run_vos_sequence
-from siammask.utils.errors import SiamMaskError, tool_cli
+from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
 from siammask.utils.io import atomic_write_json, ensure_output_dir, read_image, read_json
 from siammask.utils.runtime import DEVICE_CHOICES
 

@@ -34,7 +34,7 @@ from siammask.evaluation.vot import VOT_DATASETS
 from siammask.evaluation.vot import load_vot_dataset as load_dataset
 from siammask.tools.test import ToolError
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
-from siammask.tracker.frames import read_frame
+from siammask.tracker.frames import check_frames_exist, read_frame
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
 from siammask.utils.runtime import DEVICE_CHOICES
@@ -245,6 +245,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # Fail early, in this process, on a bad config, checkpoint or dataset.
     base, cfg, _ = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask, refine=args.refine)
     dataset = load_dataset(args.dataset, args.data_root)
+    for video in dataset:  # a missing frame or folder now, not in a worker halfway through the grid
+        check_frames_exist(video.img_paths, f"{args.dataset} video {video.name}")
     del base
     network_name = cfg.network.arch + "_" + os.path.basename(args.resume).split(".")[0]
     combos = combinations(args)

@@ -23,9 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from siammask.evaluation.davis import is_binary_dataset, load_vos_dataset
+from siammask.tracker.build import check_tracker_inputs
+from siammask.tracker.frames import check_frames_exist
 from siammask.tracker.vos import MIOU_THRESHOLDS, labels_at, run_vos_sequence
 from siammask.utils.errors import SiamMaskError, one_line
-from siammask.utils.io import atomic_path, ensure_output_dir
+from siammask.utils.io import OutputLock, atomic_path, ensure_output_dir
 from siammask.utils.log_helper import init_log
 from siammask.utils.palette import write_palette_png
 
@@ -65,11 +67,22 @@ def _run(args: argparse.Namespace, build_tracker: Any, default_tracker_name: Any
         sequences = [s for s in sequences if s.name == args.video]
         if not sequences:
             raise ToolError(f"video {args.video!r} is not in {args.dataset} under {args.data_root}")
-    tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True,
-                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast)
-    name = args.tracker_name or default_tracker_name(cfg.network.arch, args.resume, args.mask, args.refine)
+    for seq in sequences:  # before the model loads: a missing frame or folder is found now, not when reached
+        check_frames_exist(seq.image_paths, f"{args.dataset} sequence {seq.name}")
+    arch = check_tracker_inputs(args.config, args.resume).network.arch
+    name = args.tracker_name or default_tracker_name(arch, args.resume, args.mask, args.refine)
     out_root = os.path.join(args.result_dir, args.dataset, name)
     ensure_output_dir(out_root, "--result-dir")
+    with OutputLock(out_root, "--result-dir"):
+        return _track_sequences(args, sequences, build_tracker, name, out_root)
+
+
+def _track_sequences(args: argparse.Namespace, sequences: list[Any], build_tracker: Any, name: str,
+                     out_root: str) -> dict[str, Any]:
+    tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True,
+                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast,
+                                          backend=getattr(args, "backend", "torch"),
+                                          onnx_dir=getattr(args, "onnx_dir", None))
     seg_thr = tracker.hp.seg_thr
     binary = is_binary_dataset(args.dataset)
     init_from_mask = bool(getattr(args, "init_from_mask", False))
