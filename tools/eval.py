@@ -19,6 +19,7 @@ import sys
 
 from siammask.evaluation import VOT_TAGS, evaluate_trackers, list_trackers, load_vot_dataset
 from siammask.evaluation.davis import DAVIS_DATASETS
+from siammask.evaluation.ope_datasets import OPE_DATASETS
 from siammask.evaluation.report import (
     format_attribute_table,
     format_summary_table,
@@ -31,7 +32,7 @@ from siammask.evaluation.vot import VOT_DATASETS
 from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
 
-DATASETS = VOT_DATASETS + DAVIS_DATASETS  # DAVIS: tools/vos_eval.py
+DATASETS = VOT_DATASETS + DAVIS_DATASETS + tuple(OPE_DATASETS)  # DAVIS: tools/vos_eval.py; OPE: tools/ope_eval.py
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
 
 
@@ -90,6 +91,9 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset.startswith("DAVIS"):
         from siammask.tools.vos_eval import main as vos_main
         return vos_main(args)
+    if args.dataset in OPE_DATASETS:
+        from siammask.tools.ope_eval import main as ope_main
+        return ope_main(args)
     return run_tool(run, args)
 
 

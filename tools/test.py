@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from siammask.evaluation.davis import VOS_DATASETS
+from siammask.evaluation.ope_datasets import OPE_DATASETS
 from siammask.evaluation.vot import VOT_DATASETS, load_vot_dataset
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.build import add_backend_arguments
@@ -49,8 +50,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--mask", action="store_true", help="use the mask branch: report the mask's rotated "
                         "rectangle (8-value polygons) instead of the box")
     parser.add_argument("--refine", action="store_true", help="use the refinement module (sharp model) for the mask")
-    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS,
-                        help="VOT dataset (default VOT2018), or a VOS dataset with --mask")
+    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS + tuple(OPE_DATASETS),
+                        help="VOT dataset (default VOT2018), a VOS dataset with --mask, or an OPE dataset")
     parser.add_argument("--data-root", default="data", help="folder holding <dataset>.json and <dataset>/ "
                         "(default data/)")
     parser.add_argument("--video", default="", help="run only this video")
@@ -135,6 +136,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.dataset in VOS_DATASETS:
         from siammask.tools.vos_test import run_vos
         return run_vos(args)
+    if args.dataset in OPE_DATASETS:
+        from siammask.tools.ope_test import run_ope
+        return run_ope(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
     out_root = ensure_output_dir(os.path.join(args.result_dir, args.dataset), "--result-dir")
