@@ -32,7 +32,6 @@ from typing import Optional
 import numpy as np
 
 from .errors import BenchmarkError, ResultError
-from .vot import find_dataset_json
 
 __all__ = ["OPESpec", "OPE_DATASETS", "OPEVideo", "OPEDataset", "load_ope_dataset", "ope_result_file",
            "ope_time_file", "read_ope_boxes", "load_ope_result", "list_ope_trackers", "got10k_root"]
@@ -155,8 +154,19 @@ def _boxes(rows: object, where: str) -> np.ndarray:
     return arr
 
 
+def _find_json(name: str, data_root: Path) -> Path:
+    """``<data_root>/<name>.json`` or (pysot's place) ``<data_root>/<name>/<name>.json``."""
+    candidates = [data_root / f"{name}.json", data_root / name / f"{name}.json"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    hint = ("generate the built-in data with `python tools/make_synthetic_data.py` and pass its --data-root"
+            if name == "SyntheticOPE" else f"put pysot's {name}.json beside the {name}/ frames")
+    raise BenchmarkError(f"no metadata json for {name}: looked for {candidates[0]} and {candidates[1]}; {hint}")
+
+
 def _load_pysot(name: str, spec: OPESpec, data_root: Path) -> OPEDataset:
-    path = find_dataset_json(name, data_root)
+    path = _find_json(name, data_root)
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
