@@ -91,3 +91,60 @@ def write_ope_dataset(data_root: str, num_videos: int = 3, num_frames: int = 60,
     atomic_write_json(os.path.join(dataset_dir, f"{name}.json"), {t.video: m for t, m in zip(tasks, metas)},
                       indent=None)
     return dataset_dir
+
+
+@dataclass(frozen=True)
+class _Got10kTask:
+    split_dir: str
+    video: str
+    seed: tuple[int, ...]
+    num_frames: int
+    frame_size: tuple[int, int]
+    ground_truth: bool
+
+
+def _write_got10k_video(task: _Got10kTask) -> None:
+    video = render_video(task.seed, task.num_frames, task.frame_size, num_objects=1)
+    folder = os.path.join(task.split_dir, task.video)
+    boxes, covers, cut = [], [], []
+    for t, (frame, polys, masks) in enumerate(zip(video.frames, video.polygons, video.masks)):
+        atomic_write_image(os.path.join(folder, f"{t + 1:08d}.jpg"), frame, (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY))
+        box, clipped = outline_box(polys[0], task.frame_size)
+        boxes.append(box)
+        full = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(full, [np.round(polys[0]).astype(np.int32)], 1)
+        ratio = float(masks[0].sum()) / max(float(full.sum()), 1.0)
+        covers.append(int(np.clip(np.ceil(8 * ratio - 1e-9), 0, 8)))
+        cut.append(int(clipped))
+    rows = boxes if task.ground_truth else boxes[:1]
+    atomic_write_text(os.path.join(folder, "groundtruth.txt"),
+                      "".join(",".join(f"{float(v):.4f}" for v in b) + "\n" for b in rows))
+    if task.ground_truth:
+        width, height = task.frame_size
+        atomic_write_text(os.path.join(folder, "meta_info.ini"),
+                          f"[METAINFO]\nobject_class: synthetic\nmotion_class: synthetic\nmajor_class: synthetic\n"
+                          f"root_class: synthetic\nmotion_adverb: synthetic\nresolution: ({width}, {height})\n")
+        atomic_write_text(os.path.join(folder, "cover.label"), "".join(f"{c}\n" for c in covers))
+        atomic_write_text(os.path.join(folder, "absence.label"), "".join(f"{int(c == 0)}\n" for c in covers))
+        atomic_write_text(os.path.join(folder, "cut_by_image.label"), "".join(f"{c}\n" for c in cut))
+
+
+def write_got10k_dataset(data_root: str, split: str = "val", num_videos: int = 2, num_frames: int = 20,
+                         frame_size: tuple[int, int] = FRAME_SIZE, seed: int = 0) -> str:
+    """A GOT-10k-layout split under ``<data_root>/GOT-10k/<split>`` (not part of the built-in data; for tests).
+
+    Writes ``list.txt`` and per sequence ``GOT-10k_<Split>_00000N/00000001.jpg ...``, ``groundtruth.txt``
+    (``x,y,w,h`` per frame; the first frame only for ``test``) and, except for ``test``, ``meta_info.ini``
+    (``[METAINFO]`` + ``key: value`` lines with ``resolution: (W, H)``), ``cover.label`` (0-8: eighths of the outline
+    that are visible, rounded up), ``absence.label`` (cover 0) and ``cut_by_image.label`` (outline leaves the frame):
+    the files the got10k toolkit reads. Returns the split folder.
+    """
+    split_dir = os.path.join(data_root, "GOT-10k", split)
+    split_id = sum(ord(c) for c in split)
+    tasks = [_Got10kTask(split_dir, f"GOT-10k_{split.capitalize()}_{i + 1:06d}", (seed, 0x676F74, split_id, i),
+                         num_frames,
+                         tuple(frame_size), split != "test") for i in range(num_videos)]
+    for task in tasks:
+        _write_got10k_video(task)
+    atomic_write_text(os.path.join(split_dir, "list.txt"), "\n".join(t.video for t in tasks) + "\n")
+    return split_dir
