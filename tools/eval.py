@@ -8,6 +8,7 @@ Differences from the original: the data root is a flag (``--data-root``, default
 ``<repo>/data``; ``--json``, ``--attributes`` and ``--plot`` are new; any missing folder, file or json, or a truncated
 result file, is reported as one line on stderr with exit status 1 (the original asserted, called ``exit()`` or
 evaluated the shorter file); only VOT2016/VOT2018/VOT2019 are accepted (the original silently did nothing for others).
+DAVIS datasets run tools/vos_eval.py, the one-pass datasets (OTB100, UAV123, LaSOT, GOT-10k, ...) tools/ope_eval.py.
 
     python tools/eval.py --dataset VOT2018 --result_dir results/VOT2018 --tracker_prefix Custom --num 4 --json e.json
 """

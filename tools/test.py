@@ -12,7 +12,7 @@ Differences from the original: the data root and the result folder are flags (`-
 `--device` replaces `--cpu`; result files are written atomically; `--vis` draws only when a display exists;
 `--save-mask` writes per-frame label PNGs of the VOT run. Errors (missing dataset, checkpoint, bad config) are one
 line on stderr with exit status 2. The DAVIS / YouTube-VOS path (`--dataset DAVIS2016|DAVIS2017|ytb_vos --mask`)
-runs tools/vos_test.py.
+runs tools/vos_test.py; the one-pass datasets (`--dataset OTB100|UAV123|LaSOT|GOT-10k|...`) run tools/ope_test.py.
 """
 from __future__ import annotations
 
