@@ -19,7 +19,13 @@ from typing import Any, Optional
 import numpy as np
 
 from ..utils.io import atomic_path, atomic_write_text
-from .ope import NORM_PRECISION_THRESHOLDS, PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, OPETrackerResult
+from .ope import (
+    NORM_PRECISION_THRESHOLDS,
+    PRECISION_THRESHOLDS,
+    REPORT_INDEX,
+    SUCCESS_THRESHOLDS,
+    OPETrackerResult,
+)
 
 __all__ = ["sort_by_auc", "format_ope_table", "format_ope_video_table", "format_ope_attribute_table", "ope_to_json",
            "write_ope_json", "plot_paths", "plot_success_precision"]
@@ -98,8 +104,8 @@ def ope_to_json(results: Mapping[str, OPETrackerResult],
             "success": r.auc(), "precision": r.precision(), "norm_precision": r.norm_precision(),
             "success_curve": r.success_curve().tolist(), "precision_curve": r.precision_curve().tolist(),
             "norm_precision_curve": r.norm_precision_curve().tolist(),
-            "videos": {v: {"success": s.auc, "precision": float(s.precision[20]),
-                           "norm_precision": float(s.norm_precision[20])} for v, s in r.videos.items()},
+            "videos": {v: {"success": s.auc, "precision": float(s.precision[REPORT_INDEX]),
+                           "norm_precision": float(s.norm_precision[REPORT_INDEX])} for v, s in r.videos.items()},
         }
         if attributes:
             entry["attributes"] = {a: {"videos": len(vids), "success": r.auc(vids), "precision": r.precision(vids),

@@ -377,6 +377,9 @@ def test_eval_tool_errors_are_one_line(ope_setup: dict[str, str], tmp_path: Path
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: ") and "ope0001" in err
     assert str(results / "T" / "ope0001.txt") in err
+    assert eval_tool.main(_tool_args(eval_tool, argv[:-1] + [str(results.parent)])) == 2  # one folder too high
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"pass --result_dir {results}" in err
     assert eval_tool.main(_tool_args(eval_tool, ["--dataset", "LaSOT", "--data-root", str(tmp_path),
                                                  "--result_dir", str(results)])) == 2
     err = capsys.readouterr().err.strip()

@@ -12,7 +12,9 @@ one set per attribute, FILE_<attr>.png ...).
 
 New (the original SiamMask evaluated VOT only; pysot's eval.py did OPE with a Pool per metric and ``plt.show()``).
 Every bad input is one ``error:`` line naming the file or flag (exit status 2), checked before the work: a missing
-result file names the tracker and the video. GOT-10k-test has no ground truth here (its server scores it).
+result file names the tracker and the video. GOT-10k-test has no ground truth here (its server scores it). For
+GOT-10k val the numbers are pysot's OPE ones over every frame; the official AO / SR (first frame and frames with
+``cover.label`` 0 excluded) come from the got10k toolkit (``ExperimentGOT10k.report``, see tracker/got10k.py).
 """
 from __future__ import annotations
 
@@ -50,6 +52,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if not dataset.spec.ground_truth:
         raise BenchmarkError(f"{args.dataset}: the ground truth is withheld (first frame only in {dataset.source}); "
                              f"submit {args.result_dir}/<tracker>/ to the GOT-10k evaluation server")
+    nested = os.path.join(args.result_dir, args.dataset)
+    if os.path.basename(os.path.normpath(args.result_dir)) != args.dataset and os.path.isdir(nested):
+        raise SiamMaskError(f"--result_dir {args.result_dir} holds a {args.dataset}/ folder: pass --result_dir "
+                            f"{nested} (the folder of <tracker>/ result folders)")
     trackers = list_ope_trackers(args.result_dir, args.tracker_prefix)
     tic = time.perf_counter()
     results = evaluate_ope(dataset, args.result_dir, trackers, workers=args.num)
