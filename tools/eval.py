@@ -8,6 +8,7 @@ Differences from the original: the data root is a flag (``--data-root``, default
 ``<repo>/data``; ``--json``, ``--attributes`` and ``--plot`` are new; any missing folder, file or json, or a truncated
 result file, is reported as one line on stderr with exit status 1 (the original asserted, called ``exit()`` or
 evaluated the shorter file); only VOT2016/VOT2018/VOT2019 are accepted (the original silently did nothing for others).
+DAVIS datasets run tools/vos_eval.py, the one-pass datasets (OTB100, UAV123, LaSOT, GOT-10k, ...) tools/ope_eval.py.
 
     python tools/eval.py --dataset VOT2018 --result_dir results/VOT2018 --tracker_prefix Custom --num 4 --json e.json
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from siammask.evaluation import VOT_TAGS, evaluate_trackers, list_trackers, load_vot_dataset
 from siammask.evaluation.davis import DAVIS_DATASETS
+from siammask.evaluation.ope_datasets import OPE_DATASETS
 from siammask.evaluation.report import (
     format_attribute_table,
     format_summary_table,
@@ -33,7 +35,7 @@ from siammask.evaluation.vot import VOT_DATASETS
 from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
 
-DATASETS = VOT_DATASETS + DAVIS_DATASETS  # DAVIS: tools/vos_eval.py
+DATASETS = VOT_DATASETS + DAVIS_DATASETS + tuple(OPE_DATASETS)  # DAVIS: tools/vos_eval.py; OPE: tools/ope_eval.py
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
 
 
@@ -144,6 +146,9 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset.startswith("DAVIS"):
         from siammask.tools.vos_eval import main as vos_main
         return vos_main(args)
+    if args.dataset in OPE_DATASETS:
+        from siammask.tools.ope_eval import main as ope_main
+        return ope_main(args)
     return run_tool(run, args)
 
 

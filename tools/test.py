@@ -12,7 +12,7 @@ Differences from the original: the data root and the result folder are flags (`-
 `--device` replaces `--cpu`; result files are written atomically; `--vis` draws only when a display exists;
 `--save-mask` writes per-frame label PNGs of the VOT run. Errors (missing dataset, checkpoint, bad config) are one
 line on stderr with exit status 2. The DAVIS / YouTube-VOS path (`--dataset DAVIS2016|DAVIS2017|ytb_vos --mask`)
-runs tools/vos_test.py.
+runs tools/vos_test.py; the one-pass datasets (`--dataset OTB100|UAV123|LaSOT|GOT-10k|...`) run tools/ope_test.py.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from siammask.evaluation.davis import VOS_DATASETS
+from siammask.evaluation.ope_datasets import OPE_DATASETS
 from siammask.evaluation.vot import VOT_DATASETS, load_vot_dataset
 from siammask.tracker import build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.build import add_backend_arguments, check_tracker_inputs
@@ -50,8 +51,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--mask", action="store_true", help="use the mask branch: report the mask's rotated "
                         "rectangle (8-value polygons) instead of the box")
     parser.add_argument("--refine", action="store_true", help="use the refinement module (sharp model) for the mask")
-    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS,
-                        help="VOT dataset (default VOT2018), or a VOS dataset with --mask")
+    parser.add_argument("--dataset", default="VOT2018", choices=VOT_DATASETS + VOS_DATASETS + tuple(OPE_DATASETS),
+                        help="VOT dataset (default VOT2018), a VOS dataset with --mask, or an OPE dataset")
     parser.add_argument("--data-root", default="data", help="folder holding <dataset>.json and <dataset>/ "
                         "(default data/)")
     parser.add_argument("--video", default="", help="run only this video")
@@ -139,6 +140,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.dataset in VOS_DATASETS:
         from siammask.tools.vos_test import run_vos
         return run_vos(args)
+    if args.dataset in OPE_DATASETS:
+        from siammask.tools.ope_test import run_ope
+        return run_ope(args)
     if args.save_mask and not args.mask:
         raise ToolError("--save-mask needs --mask")
     # everything a user can get wrong is checked before the model loads and the first video is tracked

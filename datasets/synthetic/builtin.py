@@ -7,18 +7,22 @@ import shutil
 from ..errors import DataError
 from ..prep import ytb_vos as ytb_prep
 from ..prep.common import read_json, write_json
+from .ope_benchmark import OPE_NAME, OPE_SIZES, write_ope_dataset
 from .scene import FRAME_SIZE
 from .vos_benchmarks import write_vos_benchmarks
 from .writers import write_det_dataset, write_raw_ytb_vos, write_vot_dataset
 
 #: Version of the generated data; a stamp of another version regenerates.
-BUILTIN_VERSION = 3  # 3: + the DAVIS / YouTube-VOS valid benchmarks (vos_benchmarks)
+BUILTIN_VERSION = 4  # 3: + the DAVIS / YouTube-VOS valid benchmarks (vos_benchmarks); 4: + SyntheticOPE
 SIZES = {
-    # ytb videos x frames, det images, vot videos x frames
-    "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 110},
-    "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 160},
+    # ytb videos x frames, det images, vot videos x frames, OPE videos x frames
+    "quick": {"ytb_videos": 8, "ytb_frames": 20, "det_images": 16, "vot_videos": 4, "vot_frames": 110,
+              **OPE_SIZES["quick"]},
+    "large": {"ytb_videos": 96, "ytb_frames": 40, "det_images": 400, "vot_videos": 8, "vot_frames": 160,
+              **OPE_SIZES["large"]},
 }
-_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "DAVIS", "builtin.json", "builtin.partial.json")
+_GENERATED = ("ytb_vos", "det", "VOT2018", "VOT2018.json", "DAVIS", OPE_NAME, "builtin.json",
+              "builtin.partial.json")
 
 
 def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", seed: int = 0, num_workers: int = 0,
@@ -27,7 +31,8 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
 
     Layout (matching experiments/siammask_synthetic/config*.json with ``--data-root <data_root>``):
     ``ytb_vos/`` (raw, ``crop511/``, ``train.json``), ``det/`` (raw, ``crop511/``, ``train.json``), ``VOT2018/`` and
-    ``VOT2018.json``. A stamp ``builtin.json`` records size, seed and version; a different request regenerates.
+    ``VOT2018.json``, the DAVIS / YouTube-VOS valid sets and the OPE benchmark ``SyntheticOPE/`` (pysot's OTB-style
+    json layout). A stamp ``builtin.json`` records size, seed and version; a different request regenerates.
 
     Args:
         size: "quick" (seconds; tests, CI) or "large" (a learning check, about a minute or two on 2 cores).
@@ -65,6 +70,7 @@ def make_builtin_data(data_root: str = "data/synthetic", size: str = "quick", se
     write_vot_dataset(data_root, "VOT2018", n["vot_videos"], n["vot_frames"], FRAME_SIZE, seed, num_workers,
                       progress)
     write_vos_benchmarks(data_root, size, seed)
+    write_ope_dataset(data_root, n["ope_videos"], n["ope_frames"], FRAME_SIZE, seed, num_workers, progress)
     write_json(stamp, spec)
     os.remove(partial)
     return data_root
