@@ -1,10 +1,11 @@
 """The Starlette app around :class:`.handler.TrackHandler`: routes, bearer token, body limit, worker threads, log.
 
 ``GET /health`` answers 200 (the app exists only once its model is loaded); ``POST /`` takes CVAT's tracker JSON.
-The body is read in chunks and refused with 413 once it passes the limit (a ``Content-Length`` over it is refused
-before reading); the handler runs in at most `workers` threads at a time (:class:`anyio.CapacityLimiter`), so the
-event loop keeps accepting while the model works. Every request logs one line: method, path, status, milliseconds,
-body bytes; never the image or the states. Every error is JSON ``{"error": "<one line>"}``.
+The body is read in chunks and refused with 413 once it passes the limit (nothing over the limit is kept; the rest
+is read and discarded up to twice the limit so the client sees the answer); the handler runs in at most `workers`
+threads at a time (:class:`anyio.CapacityLimiter`), so the event loop keeps accepting while the model works.
+Every request logs one line: method, path, status, milliseconds, body bytes; never the image or the states.
+Every error is JSON ``{"error": "<one line>"}``.
 
 Starlette and uvicorn are the ``serve`` extra (``pip install 'siammask[serve]'``).
 """
@@ -106,17 +107,23 @@ def create_app(handler: TrackHandler, token: Optional[str] = None, workers: int 
                 return error(401, "missing or wrong 'Authorization: Bearer <token>' header",
                              {"WWW-Authenticate": "Bearer"})
         length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return error(400, "Content-Length is not a number")
-            if int(length) > max_body:
-                return error(413, f"request body is {length} bytes, the limit is {max_body}")
+        if length is not None and not length.isdigit():
+            return error(400, "Content-Length is not a number")
+        told = f"{length} bytes" if length is not None else "over the limit"
+        too_large = error(413, f"request body is {told}, the limit is {max_body} bytes", {"Connection": "close"})
+        if length is not None and int(length) > 2 * max_body:
+            return too_large
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > max_body:
-                return error(413, f"request body is over the limit of {max_body} bytes")
-            chunks.append(chunk)
+            if size > 2 * max_body:
+                return too_large
+            if size <= max_body:
+                chunks.append(chunk)
+        # Over the limit but within twice it: read to the end (kept nothing), so that an ordinary client that sends
+        # the whole body before reading gets the 413 rather than a reset.
+        if size > max_body:
+            return too_large
         status, payload = await anyio.to_thread.run_sync(handler.handle_body, b"".join(chunks), limiter=limiter)
         return JSONResponse(payload, status_code=status)
 

@@ -173,7 +173,7 @@ def parse_request(data: Any, limits: Limits, spec: StateSpec) -> TrackRequest:
         pairs = [(shapes[i], states[i] if i < len(states) else None, f"shapes[{i}]", f"states[{i}]")
                  for i in range(len(shapes))]
     else:
-        if "shape" not in data:
+        if "shape" not in data and data.get("state") is None:
             raise RequestError("request: missing key 'shape' (or 'shapes' for the list form)")
         pairs = [(data.get("shape"), data.get("state"), "shape", "state")]
     # Everything cheap is checked before the image is decoded.
