@@ -367,7 +367,8 @@ def decode_image(value: Any, limits: Limits) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise RequestError("image: cannot decode this JPEG/PNG")
-    if (image.shape[1], image.shape[0]) != (width, height):  # the header lied
+    # The header lied (an EXIF orientation may swap the sides: OpenCV applies it, in imread and imdecode alike).
+    if (image.shape[1], image.shape[0]) not in ((width, height), (height, width)):
         raise RequestError(f"image: header says {width}x{height}, decoded {image.shape[1]}x{image.shape[0]}")
     return image
 

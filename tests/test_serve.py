@@ -460,3 +460,30 @@ def test_rle_and_bitmap_encodings_by_hand() -> None:
     for ext in (".png", ".jpg"):
         assert image_size(cv2.imencode(ext, im)[1].tobytes()) == (53, 37)
 
+
+
+def test_frames_decode_as_cv2_imread_decodes_the_file(tmp_path: Path) -> None:
+    """PNG, JPEG and a JPEG with an EXIF rotation: the server's pixels are cv2.imread's (BGR, rotated alike)."""
+    import io
+
+    from PIL import Image
+
+    from siammask.serving.protocol import Limits, RequestError, decode_image
+
+    rng = np.random.default_rng(3)
+    im = rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    pil = Image.fromarray(im[:, :, ::-1])
+    exif = pil.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", exif=exif.tobytes())
+    files = {"a.png": cv2.imencode(".png", im)[1].tobytes(), "b.jpg": cv2.imencode(".jpg", im)[1].tobytes(),
+             "exif.jpg": buf.getvalue()}
+    for name, raw in files.items():
+        (tmp_path / name).write_bytes(raw)
+        decoded = decode_image(base64.b64encode(raw).decode(), Limits())
+        assert np.array_equal(decoded, cv2.imread(str(tmp_path / name))), name
+    assert decode_image(base64.b64encode(files["exif.jpg"]).decode(), Limits()).shape == (40, 20, 3)
+    with pytest.raises(RequestError, match="800 pixels, the limit is 799") as info:
+        decode_image(base64.b64encode(files["a.png"]).decode(), Limits(max_image_pixels=799))
+    assert info.value.status == 413
