@@ -10,7 +10,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-SUBPACKAGES = ["models", "datasets", "utils", "tracker", "evaluation", "training", "tools"]
+SUBPACKAGES = ["models", "datasets", "utils", "tracker", "evaluation", "training", "tools", "serving"]
 CONSOLE_SCRIPTS = {
     "siammask-train": "train_siammask",
     "siammask-train-refine": "train_siammask_refine",
@@ -21,6 +21,7 @@ CONSOLE_SCRIPTS = {
     "siammask-tune-vos": "tune_vos",
     "siammask-export-onnx": "export_onnx",
     "siammask-vot-trax": "vot_trax",
+    "siammask-serve": "serve",
 }
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 
@@ -66,7 +67,8 @@ setup(
     package_dir=PACKAGE_DIR,
     entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
     ext_modules=region_extensions(),
-    extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"]},
+    extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"],
+                    "serve": ["starlette>=0.37", "uvicorn>=0.29"]},
     python_requires=">=3.10",
     zip_safe=False,
 )

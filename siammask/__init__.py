@@ -2,7 +2,8 @@
 
 The sub-packages are the repository's top-level folders, where users of the original look for them:
 ``siammask.models`` is ``models/``, ``siammask.datasets`` is ``datasets/``, and likewise ``utils``, ``tracker``,
-``evaluation``, ``training`` and ``tools`` (setup.py's ``package_dir``; a wheel lays them out under ``siammask/``).
+``evaluation``, ``training``, ``tools`` and ``serving`` (setup.py's ``package_dir``; a wheel lays them out under
+``siammask/``).
 In a source checkout that is not installed (``PYTHONPATH=<checkout>``, as on a server with its own torch) the folders
 are found beside this one.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 __version__ = "0.2.0"
 
-SUBPACKAGES = ("models", "datasets", "utils", "tracker", "evaluation", "training", "tools")
+SUBPACKAGES = ("models", "datasets", "utils", "tracker", "evaluation", "training", "tools", "serving")
 
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "setup.py").is_file() and (_checkout / "models" / "__init__.py").is_file():

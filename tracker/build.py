@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 from typing import Any, Optional
 
@@ -11,6 +12,7 @@ from ..models.weights import CheckpointError, load_pretrained
 from ..utils.config import Config, ConfigError, load_config, load_hp
 from ..utils.runtime import Runtime, amp_dtype_for, init_runtime
 from .siammask_tracker import DEFAULT_LOST_THRESHOLD, SiamMaskTracker
+from .state import state_fingerprint
 
 #: Values of build_tracker's `backend` (the tools' --backend).
 BACKENDS = ("torch", "onnxruntime")
@@ -35,6 +37,33 @@ def check_tracker_inputs(config_path: str, resume: str) -> Config:
     if not os.path.isfile(resume):
         raise CheckpointError(f"checkpoint not found: {resume}")
     return config
+
+
+def file_digest(paths: list[str]) -> str:
+    """SHA-256 hex digest of the files' contents in the given order (weights identity for the state fingerprint)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as e:
+            raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
+    return digest.hexdigest()
+
+
+def tracker_fingerprint(config: Config, weights_digest: str) -> str:
+    """The fingerprint stamped on a tracker's states: the architecture, the template crop and the weights.
+
+    States made under another architecture, exemplar size, context amount, anchor count or other weights hold
+    template features this tracker cannot use; their fingerprints differ. Tracker-only hyper-parameters (penalties,
+    window, lr, thresholds) do not enter: a state stays valid when only those change.
+    """
+    from ..models import resolve_arch
+
+    return state_fingerprint({"arch": resolve_arch(config.network.arch, config.hp.out_size, config.source),
+                              "exemplar_size": config.hp.exemplar_size, "context_amount": config.hp.context_amount,
+                              "anchor_num": config.anchors.anchor_num, "weights": weights_digest})
 
 
 def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module:
@@ -96,7 +125,8 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         channels_last = True
     hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
     tracker = SiamMaskTracker(model, hp, runtime.device, anchors=cfg.anchors, mask=mask, refine=refine,
-                              amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold)
+                              amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold,
+                              fingerprint=tracker_fingerprint(cfg, file_digest([resume])))
     return tracker, cfg, runtime
 
 
@@ -119,6 +149,7 @@ def _build_onnx_tracker(config_path: str, onnx_dir: Optional[str], device: str, 
         raise OnnxBackendError(f"--onnx-dir {onnx_dir} was exported for {net.exemplar_size}/{net.instance_size}-px "
                                f"crops, the config's hp has {hp.exemplar_size}/{hp.instance_size}")
     runtime = init_runtime("cpu")
+    graphs = sorted(os.path.join(onnx_dir, name) for name in os.listdir(onnx_dir) if name.endswith(".onnx"))
     tracker = SiamMaskTracker(net, hp, "cpu", anchors=cfg.anchors, mask=mask, refine=refine,
-                              lost_threshold=lost_threshold)
+                              lost_threshold=lost_threshold, fingerprint=tracker_fingerprint(cfg, file_digest(graphs)))
     return tracker, cfg, runtime

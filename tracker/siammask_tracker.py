@@ -47,7 +47,7 @@ from ..utils.runtime import Runtime
 from .crops import crops_to_tensor, get_subwindow_tracking
 from .mask_ops import mask_window_in_image, paste_mask, polygon_from_mask
 from .siamrpn import AnchorPick, SearchGeometry, search_geometry, select_anchor
-from .state import TargetState, TrackResult
+from .state import TargetState, TrackerStateError, TrackResult
 
 #: Default `lost` threshold on the best anchor's foreground probability.
 DEFAULT_LOST_THRESHOLD = 0.3
@@ -84,6 +84,9 @@ class SiamMaskTracker:
         lost_threshold: `lost` = score < this.
         amp_dtype: autocast dtype for the network (e.g. torch.bfloat16); None = fp32 (exact).
         channels_last: feed channels_last crops and convert the model's parameters to channels_last (in place).
+        fingerprint: stamped on every state this tracker initialises (``TargetState.fingerprint``); a state with
+            another fingerprint is refused by :meth:`track_many` (TrackerStateError). None (default): no stamp, no
+            check. :func:`tracker.build.build_tracker` passes one of the architecture, template crop and weights.
 
     `model` may also be a NumPy backend (``numpy_io = True``, e.g. tracker.onnx_backend.OnnxBackend): the same calls
     on NumPy arrays, batch 1; the tracker then runs one network call per target and no torch in the frame path.
@@ -92,7 +95,8 @@ class SiamMaskTracker:
     def __init__(self, model: torch.nn.Module, hp: Union[HpConfig, Mapping[str, Any], None] = None,
                  device: Union[str, torch.device, Runtime] = "cpu", *, anchors: Optional[AnchorsConfig] = None,
                  mask: bool = True, refine: Optional[bool] = None, lost_threshold: float = DEFAULT_LOST_THRESHOLD,
-                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False) -> None:
+                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
+                 fingerprint: Optional[str] = None) -> None:
         if isinstance(device, Runtime):
             amp_dtype = device.amp_dtype if amp_dtype is None else amp_dtype
             device = device.device
@@ -113,6 +117,7 @@ class SiamMaskTracker:
         self.numpy_io = bool(getattr(model, "numpy_io", False))
         self.amp_dtype = amp_dtype
         self.channels_last = bool(channels_last)
+        self.fingerprint = fingerprint
         if self.channels_last and not self.numpy_io:
             model.to(memory_format=torch.channels_last)
         # The original's TrackerConfig.update: the stride comes from the anchors, score_size is recomputed.
@@ -162,7 +167,7 @@ class SiamMaskTracker:
             with self._inference():
                 zf = self.model.template(z)
         return TargetState(target_pos=target_pos, target_sz=target_sz, zf=zf, avg_chans=avg_chans,
-                           im_h=frame.shape[0], im_w=frame.shape[1])
+                           im_h=frame.shape[0], im_w=frame.shape[1], fingerprint=self.fingerprint)
 
     # ------------------------------------------------------------------ track
     def track(self, state: TargetState, frame: np.ndarray) -> TrackResult:
@@ -173,11 +178,18 @@ class SiamMaskTracker:
         """Track several targets of one frame with one network call (batch = len(states)).
 
         Each result equals what :meth:`track` gives for that target alone.
+
+        Raises:
+            TrackerStateError: a state stamped with another tracker's fingerprint (another model or weights).
+            ValueError: a frame that is not BGR uint8 or not of the states' size.
         """
         _check_frame(frame)
         if not states:
             return []
         for st in states:
+            if self.fingerprint is not None and st.fingerprint is not None and st.fingerprint != self.fingerprint:
+                raise TrackerStateError(f"target state: made by another model or weights (fingerprint "
+                                        f"{st.fingerprint}, this tracker's is {self.fingerprint})")
             if (frame.shape[0], frame.shape[1]) != (st.im_h, st.im_w):
                 raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]} but the target was initialised on "
                                  f"{st.im_w}x{st.im_h}")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
@@ -37,6 +39,8 @@ class TargetState:
         score: foreground probability of the last chosen anchor (1.0 after init).
         lost: last `score` below the tracker's threshold.
         frames: frames tracked since init.
+        fingerprint: what the state depends on (model, template crop, weights; :func:`state_fingerprint`), set
+            by a tracker that has one; a tracker with another fingerprint refuses the state. None: not checked.
     """
 
     target_pos: np.ndarray
@@ -48,6 +52,7 @@ class TargetState:
     score: float = 1.0
     lost: bool = False
     frames: int = 0
+    fingerprint: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.target_pos = np.array(self.target_pos, dtype=np.float64).reshape(2)
@@ -60,22 +65,29 @@ class TargetState:
         return cxcywh_to_xywh(np.asarray(self.target_pos, np.float64), np.asarray(self.target_sz, np.float64))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict: `version`, the numbers (exact through JSON) and `zf` as base64 float32 + shape."""
+        """JSON-serialisable dict: `version`, the numbers (exact through JSON) and `zf` as base64 float32 + shape.
+
+        `fingerprint` is present only when the state has one.
+        """
         zf = self.zf.detach().to("cpu", torch.float32).contiguous().numpy()
-        return {"version": STATE_VERSION,
+        data = {"version": STATE_VERSION,
                 "target_pos": [float(v) for v in np.asarray(self.target_pos, np.float64)],
                 "target_sz": [float(v) for v in np.asarray(self.target_sz, np.float64)],
                 "avg_chans": [float(v) for v in self.avg_chans],
                 "im_h": int(self.im_h), "im_w": int(self.im_w), "score": float(self.score), "lost": bool(self.lost),
                 "frames": int(self.frames),
                 "zf": {"shape": list(zf.shape), "float32_base64": base64.b64encode(zf.tobytes()).decode("ascii")}}
+        if self.fingerprint is not None:
+            data["fingerprint"] = str(self.fingerprint)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], device: Union[str, torch.device] = "cpu") -> "TargetState":
         """Inverse of :meth:`to_dict`; `zf` (float32) is put on `device`.
 
         Raises:
-            TrackerStateError: another `version`, a missing key, or a `zf` whose data does not fill its shape.
+            TrackerStateError: another `version`, a missing key, a `zf` whose data does not fill its shape, or a
+                `fingerprint` that is not a string.
         """
         if data.get("version") != STATE_VERSION:
             raise TrackerStateError(f"target state: version {data.get('version')!r} is not the supported "
@@ -90,10 +102,29 @@ class TargetState:
         if not shape or len(raw) != 4 * math.prod(shape):
             raise TrackerStateError(f"target state: key 'zf' holds {len(raw)} bytes, shape {shape} needs "
                                     f"{4 * math.prod(shape)}")
+        fingerprint = data.get("fingerprint")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise TrackerStateError(f"target state: key 'fingerprint' must be a string, got "
+                                    f"{type(fingerprint).__name__}")
         tensor = torch.from_numpy(np.frombuffer(raw, dtype=np.float32).reshape(shape).copy()).to(device)
         return cls(target_pos=data["target_pos"], target_sz=data["target_sz"], zf=tensor,
                    avg_chans=data["avg_chans"], im_h=int(data["im_h"]), im_w=int(data["im_w"]),
-                   score=float(data["score"]), lost=bool(data["lost"]), frames=int(data["frames"]))
+                   score=float(data["score"]), lost=bool(data["lost"]), frames=int(data["frames"]),
+                   fingerprint=fingerprint)
+
+
+def state_fingerprint(parts: Mapping[str, Any]) -> str:
+    """A short digest of what a saved state depends on (e.g. architecture, template crop, weights digest).
+
+    Args:
+        parts: JSON-serialisable values; the digest is of their canonical JSON (sorted keys), so equal parts give
+            equal fingerprints in every process.
+
+    Returns:
+        16 hex digits of the SHA-256.
+    """
+    text = json.dumps(dict(parts), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
