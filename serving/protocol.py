@@ -35,6 +35,8 @@ import numpy as np
 
 from ..tracker.state import STATE_VERSION, TargetState
 from ..utils.errors import SiamMaskError
+from ..utils.images import ImageDecodeError
+from ..utils.images import decode_image as decode_strict
 
 #: Request keys of each form; ``threshold`` is sent by CVAT when the user sets one and is ignored by a tracker.
 SINGLE_KEYS = frozenset({"image", "shape", "state", "mask", "threshold"})
@@ -364,8 +366,11 @@ def decode_image(value: Any, limits: Limits) -> np.ndarray:
     if width * height > limits.max_image_pixels:
         raise RequestError(f"image: {width}x{height} = {width * height} pixels, the limit is "
                            f"{limits.max_image_pixels} (--max-image-pixels)", 413)
-    image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.ndim != 3 or image.shape[2] != 3:
+    try:  # strict: a damaged JPEG/PNG is refused (cv2.imdecode would track a half-grey frame); same pixels
+        image = decode_strict(raw, cv2.IMREAD_COLOR)
+    except ImageDecodeError as e:
+        raise RequestError(f"image: {e}") from None
+    if image.ndim != 3 or image.shape[2] != 3:
         raise RequestError("image: cannot decode this JPEG/PNG")
     # The header lied (an EXIF orientation may swap the sides: OpenCV applies it, in imread and imdecode alike).
     if (image.shape[1], image.shape[0]) not in ((width, height), (height, width)):

@@ -60,6 +60,27 @@ def test_strict_decode_gives_imreads_pixels(params: tuple[int, ...]) -> None:
     assert np.array_equal(decode_image(gray), cv2.imdecode(np.frombuffer(gray, np.uint8), cv2.IMREAD_COLOR))
 
 
+def _with_exif_orientation(data: bytes, orientation: int, order: str) -> bytes:
+    """The JPEG with an APP1 Exif segment whose IFD0 holds one tag: orientation (0x0112, SHORT)."""
+    import struct
+
+    fmt = ">" if order == "MM" else "<"
+    tiff = order.encode() + struct.pack(fmt + "HI", 42, 8) + struct.pack(fmt + "H", 1)
+    tiff += struct.pack(fmt + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(fmt + "I", 0)
+    segment = b"Exif\x00\x00" + tiff
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + data[2:]
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("order", ["MM", "II"])
+def test_exif_orientation_is_applied_as_imread_does(orientation: int, order: str) -> None:
+    data = _with_exif_orientation(_encode(_photo(60, 100)), orientation, order)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # OpenCV rotates by the tag
+    assert expected.shape[:2] == ((100, 60) if orientation in (6, 8) else (60, 100))
+    assert images.exif_orientation(data) == orientation
+    assert np.array_equal(decode_image(data), expected)
+
+
 def test_damaged_files_are_refused_where_imread_decodes_them() -> None:
     data = _encode(_photo(), cv2.IMWRITE_JPEG_QUALITY, 90)
     cut, corrupt = data[: len(data) // 2], _damage(data)

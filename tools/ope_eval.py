@@ -35,7 +35,7 @@ from siammask.evaluation.ope_report import (
     plot_success_precision,
     write_ope_json,
 )
-from siammask.utils.errors import SiamMaskError, run_tool
+from siammask.utils.errors import SiamMaskError, run_tool, tool_cli
 from siammask.utils.io import ensure_output_dir
 
 VIDEO_TABLE_MAX_TRACKERS = 10  # pysot prints the per-video table only below this many trackers
@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
 def cli() -> None:
     """Console-script body."""
-    sys.exit(main(get_args_parser().parse_args()))
+    tool_cli(main, get_args_parser)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ import numpy as np
 from tqdm import tqdm
 
 from siammask.evaluation.ope_datasets import OPE_DATASETS, load_ope_dataset
+from siammask.tracker.build import check_tracker_inputs
+from siammask.tracker.frames import FrameReader, check_frames_exist
 from siammask.tracker.ope import run_ope_sequence, write_ope_result
-from siammask.utils.errors import one_line
-from siammask.utils.io import ensure_output_dir
+from siammask.utils.errors import tool_cli
+from siammask.utils.io import OutputLock, ensure_output_dir
 from siammask.utils.log_helper import init_log
 
 
@@ -77,19 +79,26 @@ def run_ope(args: argparse.Namespace) -> dict[str, Any]:
         if not (box[2] > 0 and box[3] > 0):
             raise ToolError(f"{dataset.source}: video '{video.name}': the first frame's ground truth "
                             f"{box.tolist()} has no positive width and height")
-    tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
-                                          refine=args.refine, channels_last=args.channels_last, fast=args.fast,
-                                          backend=args.backend, onnx_dir=args.onnx_dir)
-    name = args.tracker_name or default_tracker_name(cfg.network.arch, args.resume, args.mask, args.refine)
+        check_frames_exist(video.img_paths, f"{args.dataset} video {video.name}")
+    arch = check_tracker_inputs(args.config, args.resume).network.arch
+    name = args.tracker_name or default_tracker_name(arch, args.resume, args.mask, args.refine)
+    with OutputLock(os.path.join(out_root, name), "--result-dir"):
+        return _track_videos(args, spec, videos, out_root, name, build_tracker)
+
+
+def _track_videos(args: argparse.Namespace, spec: Any, videos: list[Any], out_root: str, name: str,
+                  build_tracker: Any) -> dict[str, Any]:
+    tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
+                                        refine=args.refine, channels_last=args.channels_last, fast=args.fast,
+                                        backend=args.backend, onnx_dir=args.onnx_dir)
+    reader = FrameReader(skip_bad=args.skip_bad_frames)
     logger = init_log("global", log_file=args.log or None)
     logger.info("tracker %s on %s (%d videos, one pass), %s", name, args.dataset, len(videos), runtime.describe())
     speeds, per_video = [], {}
     bar = tqdm(videos, desc=args.dataset, unit="video", file=sys.stderr, dynamic_ncols=True)
     for v_id, video in enumerate(bar, start=1):
-        try:
-            res = run_ope_sequence(tracker, video, on_frame=_BoxVisualiser(args.vis, video))
-        except FileNotFoundError as e:
-            raise ToolError(one_line(e)) from None
+        reader.reset()
+        res = run_ope_sequence(tracker, video, on_frame=_BoxVisualiser(args.vis, video), image_reader=reader)
         write_ope_result(out_root, name, video.name, res, spec.layout)
         speeds.append(res.fps)
         per_video[video.name] = res
@@ -98,8 +107,14 @@ def run_ope(args: argparse.Namespace) -> dict[str, Any]:
     bar.close()
     mean_speed = float(np.mean(speeds)) if speeds else 0.0
     print(f"Mean Speed: {mean_speed:.2f} FPS")
+    if reader.bad:
+        print(f"Skipped {len(reader.bad)} damaged frame{'s' if len(reader.bad) > 1 else ''} (the last good frame "
+              f"was tracked again):")
+        for line in reader.bad:
+            print(f"  {line}")
     logger.info("results in %s", os.path.join(out_root, name))
-    return {"tracker_name": name, "result_dir": out_root, "videos": per_video, "mean_speed": mean_speed}
+    return {"tracker_name": name, "result_dir": out_root, "videos": per_video, "mean_speed": mean_speed,
+            "bad_frames": list(reader.bad)}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -118,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
 
 def cli() -> None:
     """Console-script body."""
-    sys.exit(main(get_args_parser().parse_args()))
+    tool_cli(main, get_args_parser)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..evaluation.ope_datasets import ope_result_file, ope_time_file
 from ..utils.io import atomic_write_text
-from .vot import read_image
+from .frames import read_frame
 
 __all__ = ["OPESequenceResult", "run_ope_sequence", "format_ope_boxes", "write_ope_result"]
 
@@ -75,7 +75,7 @@ class OPESequenceResult:
 
 
 def run_ope_sequence(tracker: OPETracker, video: OPEVideoLike, *,
-                     image_reader: Callable[[str], np.ndarray] = read_image,
+                     image_reader: Callable[[str], np.ndarray] = read_frame,
                      on_frame: Optional[Callable[[int, np.ndarray, np.ndarray], None]] = None,
                      clock: Callable[[], float] = time.perf_counter) -> OPESequenceResult:
     """Run one pass over a sequence: init on frame 0 with ``video.gt[0]``, then track every later frame.

@@ -7,7 +7,8 @@ OpenCV's ``cv2.imread`` decodes a JPEG cut in half or with corrupt entropy data 
   turns libjpeg's warnings ("Corrupt JPEG data: ...", "Premature end of JPEG file") into errors. Its pixels equal
   ``cv2.imread``'s (both libjpeg-turbo with the accurate integer IDCT and fancy upsampling; tests/test_images.py
   checks 4:2:0, 4:2:2, 4:4:4, progressive and grayscale files). CMYK / YCCK JPEGs, which simplejpeg cannot
-  convert, go to OpenCV after the structure check below.
+  convert, and JPEGs with an EXIF orientation other than 1, which OpenCV applies (simplejpeg does not), are checked
+  by simplejpeg and decoded by OpenCV.
 * Without simplejpeg, and for other formats, OpenCV after a structure check: a JPEG must end with its end-of-image
   marker, a PNG with its ``IEND`` chunk (a file cut short fails). Corrupt entropy data with an intact end marker is
   then not detected; installing simplejpeg (a requirement of the project) detects it.
@@ -79,6 +80,37 @@ def decode_image(data: bytes | np.ndarray, flags: int = cv2.IMREAD_COLOR, strict
     return image
 
 
+def exif_orientation(data: bytes | np.ndarray) -> int:
+    """The EXIF orientation tag (1-8) of a JPEG, 1 when there is none (or it cannot be read).
+
+    Reads the APP1 ``Exif`` segments before the first scan: the TIFF header (byte order), IFD0, tag 0x0112.
+    """
+    data = bytes(data[:1 << 17]) if not isinstance(data, bytes) else data[:1 << 17]
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan: no metadata after it
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos + 4:pos + 2 + length]
+        if marker == 0xE1 and segment[:6] == b"Exif\x00\x00":
+            tiff = segment[6:]
+            order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+            if order is None or len(tiff) < 8:
+                return 1
+            ifd = int.from_bytes(tiff[4:8], order)
+            if ifd + 2 > len(tiff):
+                return 1
+            for k in range(int.from_bytes(tiff[ifd:ifd + 2], order)):
+                entry = tiff[ifd + 2 + 12 * k:ifd + 14 + 12 * k]
+                if len(entry) == 12 and int.from_bytes(entry[:2], order) == 0x0112:
+                    value = int.from_bytes(entry[8:10], order)
+                    return value if 1 <= value <= 8 else 1
+            return 1
+        pos += 2 + length
+    return 1
+
+
 def _decode_jpeg_strict(buffer: np.ndarray, flags: int) -> Optional[np.ndarray]:
     """simplejpeg's strict decode, or None where OpenCV has to decode (CMYK, other flags; checked strictly here)."""
     try:
@@ -87,7 +119,7 @@ def _decode_jpeg_strict(buffer: np.ndarray, flags: int) -> Optional[np.ndarray]:
         raise ImageDecodeError(f"damaged JPEG: {_reason(e)}") from None
     colorspace = header[2] if len(header) > 2 else ""
     target = _SIMPLEJPEG_COLORSPACES.get(flags)
-    if str(colorspace).upper() in ("CMYK", "YCCK"):
+    if str(colorspace).upper() in ("CMYK", "YCCK") or exif_orientation(buffer) != 1:
         target = None
     try:
         if target is None:  # validate only; OpenCV converts
