@@ -135,3 +135,26 @@ def test_worker_errors_read_as_with_zero_workers(tmp_path: Path, builtin_root: P
         assert len(lines[workers]) == 1 and lines[workers][0].startswith("error: ")
         assert ".jpg" in lines[workers][0]
     assert lines["0"][0].split(":")[0] == lines["2"][0].split(":")[0] == "error"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-b", "0"], "-b/--batch must be >= 1, got 0"),
+    (["-j", "-1"], "-j/--workers must be >= 0, got -1"),
+    (["--lr", "nan"], "--lr must be a positive number, got nan"),
+    (["--clip", "-3"], "--clip must be a positive number, got -3.0"),
+    (["--num-steps", "0"], "--num-steps must be -1 (all) or >= 1, got 0"),
+    (["-p", "0"], "-p/--print-freq must be >= 1, got 0"),
+    (["--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
+    (["--epochs", "3", "--start-epoch", "3"], "--start-epoch 3 leaves nothing to train with --epochs 3"),
+    (["--loss-scale", "0"], "--loss-scale must be a positive number, got 0.0"),
+])
+def test_bad_numeric_flags_are_one_line_before_any_output(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          flags: list[str], message: str) -> None:
+    from siammask.tools.train_siammask import get_args_parser, main
+
+    snap = tmp_path / "snap"
+    args = get_args_parser().parse_args(["--config", str(tmp_path / "never_read.json"), "-s", str(snap), "--log", "",
+                                         "--log-dir", "", *flags])
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not snap.exists()

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -159,12 +161,43 @@ def cli() -> None:
     tool_cli(main, get_args_parser)
 
 
+#: (flag, attribute, test, what it must be) for every numeric flag; checked before anything else happens.
+FLAG_RULES: tuple[tuple[str, str, Any, str], ...] = (
+    ("-j/--workers", "workers", lambda v: v >= 0, ">= 0"),
+    ("--epochs", "epochs", lambda v: v >= 1, ">= 1"),
+    ("--start-epoch", "start_epoch", lambda v: v >= 0, ">= 0"),
+    ("-b/--batch", "batch", lambda v: v >= 1, ">= 1"),
+    ("--lr", "lr", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("--momentum", "momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("--weight-decay", "weight_decay", lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+    ("--clip", "clip", lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    ("-p/--print-freq", "print_freq", lambda v: v >= 1, ">= 1"),
+    ("--P", "P", lambda v: v >= 1, ">= 1"),
+    ("--num-steps", "num_steps", lambda v: v == -1 or v >= 1, "-1 (all) or >= 1"),
+    ("--seed", "seed", lambda v: 0 <= v < 2 ** 32, "in [0, 2**32)"),
+    ("--loss-scale", "loss_scale", lambda v: v is None or (math.isfinite(v) and v > 0), "a positive number"),
+)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Raise TrainingError naming the first flag whose value cannot work (before any output or model exists)."""
+    for flag, attr, ok, what in FLAG_RULES:
+        value = getattr(args, attr, None)
+        if attr != "loss_scale" and value is None:
+            continue
+        if not ok(value):
+            raise TrainingError(f"{flag} must be {what}, got {value}")
+    if args.start_epoch >= args.epochs:
+        raise TrainingError(f"--start-epoch {args.start_epoch} leaves nothing to train with --epochs {args.epochs}")
+
+
 def run(args: argparse.Namespace) -> None:
     """Train for ``args.epochs`` epochs (or ``args.num_steps`` iterations), checkpointing every epoch.
 
     Raises:
-        SiamMaskError: bad config, data, checkpoint or output folder; a diverged run (one line each).
+        SiamMaskError: bad flag, config, data, checkpoint or output folder; a diverged run (one line each).
     """
+    check_flags(args)
     check_outputs(args)
     runtime = init_runtime(args.device, args.amp, args.loss_scale)
     logger = init_log("global", runtime.rank, args.log or None)
