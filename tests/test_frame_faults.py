@@ -279,3 +279,17 @@ def test_demo_non_finite_boxes_are_null_and_lost() -> None:
     assert _object_json(0, good) == {"id": 1, "box": [1.0, 2.0, 3.0, 4.0], "polygon": [[0.0, 0.0]] * 4,
                                      "score": 0.9, "lost": False}
     assert _object_json(1, bad) == {"id": 2, "box": None, "polygon": None, "score": 0.0, "lost": True}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-frames", "-1"], "--max-frames must be >= 0 (0 = all), got -1"),
+    (["--fps", "-5"], "--fps must be >= 0 (0 = the video's, else 25), got -5.0"),
+    (["--lost-threshold", "2"], "--lost-threshold is a score in [0, 1], got 2.0"),
+    (["--lost-threshold", "nan"], "--lost-threshold is a score in [0, 1], got nan"),
+])
+def test_demo_bad_numeric_flags(demo_setup: dict[str, str], capsys: pytest.CaptureFixture, flags: list[str],
+                                message: str) -> None:
+    out = Path(demo_setup["root"]) / "out"
+    assert _demo(demo_setup, "--init", "29,50,32,20", "--output", str(out), *flags) == 2
+    assert _error_line(capsys) == f"error: {message}"
+    assert not out.exists()

@@ -229,6 +229,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """
     for text in args.init:
         parse_box(text)
+    if args.max_frames < 0:
+        raise ToolError(f"--max-frames must be >= 0 (0 = all), got {args.max_frames}")
+    if not (math.isfinite(args.fps) and args.fps >= 0):
+        raise ToolError(f"--fps must be >= 0 (0 = the video's, else 25), got {args.fps}")
+    if not 0 <= args.lost_threshold <= 1:  # also refuses NaN
+        raise ToolError(f"--lost-threshold is a score in [0, 1], got {args.lost_threshold}")
     if args.init_mask and not os.path.isfile(args.init_mask):
         raise ToolError(f"--init-mask {args.init_mask}: no such file")
     check_tracker_inputs(args.config, args.resume)
