@@ -219,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source = FrameSource(args.input)
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
-                                        fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir)
+                                        fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir,
+                                        optimize=args.optimize)
     seg_thr = tracker.hp.seg_thr
     display = not args.no_display and has_display()
     writer: Optional[cv2.VideoWriter] = None

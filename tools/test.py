@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out_root = ensure_output_dir(os.path.join(args.result_dir, args.dataset), "--result-dir")
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
                                           refine=args.refine, channels_last=args.channels_last, fast=args.fast,
-                                          backend=args.backend, onnx_dir=args.onnx_dir)
+                                          backend=args.backend, onnx_dir=args.onnx_dir, optimize=args.optimize)
     dataset = load_vot_dataset(args.dataset, args.data_root)
     videos = list(dataset)
     if args.video:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
@@ -37,6 +37,8 @@ class TargetState:
         score: foreground probability of the last chosen anchor (1.0 after init).
         lost: last `score` below the tracker's threshold.
         frames: frames tracked since init.
+        kernels: the model's template branches of `zf` (``model.template_kernels``), kept so that they are computed
+            once per target; derived from `zf`, so not part of the JSON form (recomputed after :meth:`from_dict`).
     """
 
     target_pos: np.ndarray
@@ -48,6 +50,7 @@ class TargetState:
     score: float = 1.0
     lost: bool = False
     frames: int = 0
+    kernels: Optional[tuple[torch.Tensor, ...]] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.target_pos = np.array(self.target_pos, dtype=np.float64).reshape(2)
