@@ -61,8 +61,14 @@ def test_frozen_outputs_match_the_original_tensors() -> None:
         for key in ("cls", "loc", "corr_feature", "mask"):
             assert rel_err(out[key], fwd[key]) <= FORWARD_TOL, key
         assert [tuple(f.shape) for f in out["features"]] == [tuple(s) for s in fwd["backbone_shapes"][:3, :].tolist()]
+        assert rel_err(out["xf"], fwd["xf"]) <= FORWARD_TOL
+        lean = frozen.track(zf, x, mask_head=False)  # what the tracker asks for: no mask correlation map
+        assert "corr_feature" not in lean and "mask" not in lean
+        torch.testing.assert_close(lean["cls"], out["cls"], rtol=0, atol=0)
         for i, (row, col) in enumerate(fwd["refine_pos"].tolist()):
-            assert rel_err(frozen.refine(out, (row, col))[0], fwd["refine"][i]) <= FORWARD_TOL, (row, col)
+            # the correlation vector at (row, col) from the xf window it reads, then the refinement / the head
+            assert rel_err(frozen.refine(lean, (row, col))[0], fwd["refine"][i]) <= FORWARD_TOL, (row, col)
+            assert rel_err(frozen.mask_at(lean, (row, col))[0], fwd["mask"][0, :, row, col]) <= FORWARD_TOL
     # the graphs really are frozen TorchScript (not the eager fallback)
     assert all(isinstance(g, torch.jit.ScriptModule) for g in frozen._graphs.values())
 
@@ -129,10 +135,12 @@ def test_torchscript_failure_falls_back_to_the_eager_folded_network(monkeypatch:
         zf = frozen.template(z)
         out = frozen.track(zf, x, mask_head=False)
         ref = model.track(zf, x, mask_head=False)
+        for key in ("cls", "loc"):
+            assert rel_err(out[key], ref[key].numpy()) <= FORWARD_TOL, key
+        assert rel_err(frozen.refine(out, (3, 20)), model.refine(ref, (3, 20)).numpy()) <= FORWARD_TOL
     assert frozen.fallback_reason == "RuntimeError: no TorchScript here"
-    assert any("TorchScript freezing failed" in str(w.message) for w in caught)
-    for key in ("cls", "loc", "corr_feature"):
-        assert rel_err(out[key], ref[key].numpy()) <= FORWARD_TOL, key
+    assert sum("TorchScript freezing failed" in str(w.message) for w in caught) == 1  # warned once
+    assert not any(isinstance(g, torch.jit.ScriptModule) for g in frozen._graphs.values())
 
 
 def test_build_tracker_uses_the_frozen_network_unless_told_not_to(tmp_path) -> None:

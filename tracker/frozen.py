@@ -2,12 +2,14 @@
 
 Not part of the original. :class:`FrozenModel` wraps an eval-mode SiamMask model and presents the calls the tracker
 makes (``template``, ``template_kernels``, ``track``, ``mask_at`` and, for the sharp model, ``refine``). Per frame it
-runs two graphs, each traced once per input shape, frozen (``torch.jit.freeze``) and optimised for inference
+runs these graphs, each traced once per input shape, frozen (``torch.jit.freeze``) and optimised for inference
 (``torch.jit.optimize_for_inference``: oneDNN convolutions with prepacked weights, fused ReLU / residual add):
 
-* ``search``: (cls, loc, mask) template kernels + the search crop -> cls, loc, the mask correlation map and, for the
-  sharp model, the backbone maps p0, p1, p2 the refinement reads;
-* ``decode`` (sharp): the refinement's windows at the picked position -> the 127x127 mask logits.
+* ``search``: the (cls, loc) template kernels + the search crop -> cls, loc, the adjusted search features xf and,
+  for the sharp model, the backbone maps p0, p1, p2 the refinement reads;
+* ``corr_at``: the mask correlation vector at the picked position only, from the 7x7 window of xf it depends on
+  (the whole 25x25 map is needed by nothing but the full mask head, which the tracker does not use);
+* ``decode`` (sharp): the refinement's windows at that position -> the 127x127 mask logits.
 
 The template (once per target), its kernels and the base model's mask head run on the unchanged model.
 
@@ -17,7 +19,7 @@ The stem (conv1 + bn1) and layer1 keep theirs: on the 0-255 input conv1's output
 removes, and folding there moves the outputs 2-3x further from the original's (cls 7.7e-5 of max|cls| instead of
 3.2e-5 on the conformance vectors, where the parity tolerance is 1e-4); folded elsewhere the change stays at the
 level of a different thread count. ``tests/test_frozen.py`` checks the outputs against the original's own tensors
-and the tracker's boxes against the unfused model. ``xf`` and p3 are not returned (tracking does not read them).
+and the tracker's boxes against the unfused model.
 
 Batches are run one sample at a time through the batch-1 graphs, so tracking several targets gives each target the
 numbers it gets alone. Off the CPU, under autocast, or where TorchScript fails (the reason is kept in
@@ -51,18 +53,32 @@ def fold_for_exact(model: nn.Module) -> nn.Module:
 
 
 class _SearchGraph(nn.Module):
-    """(cls, loc, mask) kernels (1, 256, 5, 5) and x (1, 3, X, X) -> cls, loc, corr_feature [, p0, p1, p2]."""
+    """(cls, loc) kernels (1, 256, 5, 5) and x (1, 3, X, X) -> cls, loc, xf [, p0, p1, p2]."""
 
     def __init__(self, net: nn.Module, with_features: bool) -> None:
         super().__init__()
         self.net = net
         self.with_features = with_features
 
-    def forward(self, k_cls: Tensor, k_loc: Tensor, k_mask: Tensor, x: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, k_cls: Tensor, k_loc: Tensor, x: Tensor) -> tuple[Tensor, ...]:
         features, xf = self.net.features.forward_all(x)
         cls, loc = self.net.rpn_model.forward_adjusted(k_cls, k_loc, xf)
-        corr = self.net.mask_model.mask.correlate(k_mask, xf)
-        return (cls, loc, corr) + (tuple(features[:3]) if self.with_features else ())
+        return (cls, loc, xf) + (tuple(features[:3]) if self.with_features else ())
+
+
+class _CorrAtGraph(nn.Module):
+    """The mask correlation vector at one position: xf window (1, 256, 7, 7), kernel (1, 256, 5, 5) -> (1, 256, 1, 1).
+
+    The window is what the 3x3 search conv and the 5x5 correlation read for that position, so the vector equals
+    ``corr_feature[:, :, row, col]`` of the whole map (to rounding) at 1/841 of its cost.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.mask = net.mask_model.mask
+
+    def forward(self, xf_window: Tensor, k_mask: Tensor) -> Tensor:
+        return self.mask.correlate(k_mask, xf_window)
 
 
 class _DecodeGraph(nn.Module):
@@ -112,6 +128,7 @@ class FrozenModel(nn.Module):
         self.mask_size = getattr(model, "mask_size", 0)
         self.fallback_reason: Optional[str] = None
         self._search = _SearchGraph(self.net, self.sharp)
+        self._corr = _CorrAtGraph(self.net)
         self._decode = _DecodeGraph(self.net) if self.sharp else None
         self._graphs: dict[Any, Any] = {}
 
@@ -152,31 +169,46 @@ class FrozenModel(nn.Module):
 
     def track(self, zf: Tensor, x: Tensor, mask_head: bool = True,
               kernels: Optional[tuple[Tensor, Tensor, Tensor]] = None) -> dict[str, Any]:
-        """As ``SiamMaskBase.track``, without ``xf`` and p3; ``features`` = (p0, p1, p2) for the sharp model.
+        """As ``SiamMaskBase.track``, but the mask correlation is left to :meth:`mask_at` / ``refine``.
 
         Args:
             zf: (B, 256, 7, 7) template features.
             x: (B, 3, X, X) search crops.
-            mask_head: also the full 3969-channel mask head (``mask``, unchanged model).
+            mask_head: also the whole mask correlation map ``corr_feature`` and the 3969-channel head ``mask``.
             kernels: :meth:`template_kernels` of `zf` (computed here when None).
+
+        Returns:
+            dict with ``cls``, ``loc``, ``xf`` (B, 256, 31, 31), ``mask_kernel`` (B, 256, 5, 5) (what
+            :meth:`mask_at` / ``refine`` correlate at their position), ``features`` = (p0, p1, p2) for the sharp
+            model, and ``corr_feature`` + ``mask`` with `mask_head`. p3 is not returned (tracking does not read it).
         """
         if kernels is None:
             kernels = self.template_kernels(zf)
         runs = []
         for b in range(x.shape[0]):
-            inputs = tuple(k[b:b + 1] for k in kernels) + (x[b:b + 1],)
+            inputs = (kernels[0][b:b + 1], kernels[1][b:b + 1], x[b:b + 1])
             runs.append(self._graph("search", self._search, inputs)(*inputs))
         parts = [torch.cat(p) if len(p) > 1 else p[0] for p in zip(*runs)]
-        out: dict[str, Any] = {"cls": parts[0], "loc": parts[1], "corr_feature": parts[2],
+        out: dict[str, Any] = {"cls": parts[0], "loc": parts[1], "xf": parts[2], "mask_kernel": kernels[2],
                                "features": tuple(parts[3:])}
         if mask_head:
-            out["mask"] = self.model.mask_model.mask.head(parts[2])
+            out["corr_feature"] = self.net.mask_model.mask.correlate(kernels[2], parts[2])
+            out["mask"] = self.model.mask_model.mask.head(out["corr_feature"])
         return out
 
-    def mask_at(self, out: dict, pos: Any) -> Tensor:
-        """(B, 3969) mask-head logits at one position per sample (unchanged model)."""
-        return self.model.mask_at(out, pos)
+    def _corr_at(self, out: dict, b: int, row: int, col: int) -> Tensor:
+        """(1, 256, 1, 1) mask correlation vector of sample `b` at (row, col), from the xf window it reads."""
+        kernel = out["mask_kernel"][b:b + 1]
+        side = kernel.shape[2] + self.net.mask_model.mask.conv_search[0].kernel_size[0] - 1
+        inputs = (out["xf"][b:b + 1, :, row:row + side, col:col + side].contiguous(), kernel.contiguous())
+        return self._graph("corr_at", self._corr, inputs)(*inputs)
 
+    def mask_at(self, out: dict, pos: Any) -> Tensor:
+        """(B, 3969) mask-head logits at one position per sample, as ``SiamMaskBase.mask_at``."""
+        num = out["xf"].shape[0]
+        rows, cols = position_indices(pos, num, out["xf"].device)
+        vectors = torch.cat([self._corr_at(out, b, int(rows[b]), int(cols[b])) for b in range(num)])
+        return self.model.mask_model.mask.head_at(vectors, torch.arange(num, device=vectors.device))
 
 
 class FrozenSharpModel(FrozenModel):
@@ -184,16 +216,15 @@ class FrozenSharpModel(FrozenModel):
 
     def refine(self, out: dict, pos: Any) -> Tensor:
         """(B, 16129) refined mask logits at one position per sample, as ``SiamMaskSharp.refine``."""
-        features, corr = out["features"], out["corr_feature"]
-        num = corr.shape[0]
-        rows, cols = position_indices(pos, num, corr.device)
+        features = out["features"]
+        num = out["xf"].shape[0]
+        rows, cols = position_indices(pos, num, out["xf"].device)
         logits = []
         for b in range(num):
             row, col = int(rows[b]), int(cols[b])
-            wins = [window_at(f[b:b + 1], size, stride, pad, row, col)
+            wins = [window_at(f[b:b + 1], size, stride, pad, row, col).contiguous()
                     for f, (size, stride, pad) in zip(features[:3], WINDOWS)]
-            p3 = corr[b:b + 1, :, row:row + 1, col:col + 1]
-            inputs = tuple(w.contiguous() for w in wins) + (p3.contiguous(),)
+            inputs = (*wins, self._corr_at(out, b, row, col))
             logits.append(self._graph("decode", self._decode, inputs)(*inputs))
         return torch.cat(logits) if num > 1 else logits[0]
 
