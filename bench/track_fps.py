@@ -175,9 +175,9 @@ def load_sharp_model(weights: str, device: torch.device) -> tuple[torch.nn.Modul
 
 def native_low_precision(device: torch.device) -> bool:
     """Whether the fast mode's dtype is computed natively: bf16 on this CPU (oneDNN), fp16 on CUDA."""
-    if device.type == "cuda":
-        return True
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    from siammask.tracker.fast import cpu_has_native_bf16
+
+    return device.type == "cuda" or cpu_has_native_bf16()
 
 
 def make_tracker(model: torch.nn.Module, mode: str, device: torch.device, threads: int,
@@ -269,10 +269,14 @@ def choose_modes(text: str, device: torch.device) -> tuple[list[str], list[str]]
                      "fp32); --modes ...,fast runs it anyway")
     try:
         import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import onnxruntime
     except ImportError:
         modes.remove("onnxruntime")
         notes.append("onnxruntime left out: pip install onnx onnxruntime")
+        return modes, notes
+    if device.type == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        modes.remove("onnxruntime")
+        notes.append("onnxruntime left out: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
     return modes, notes
 
 

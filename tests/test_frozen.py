@@ -15,6 +15,7 @@ from tracking_helpers import CONFORMANCE_WEIGHTS, small_sharp_model, tamed_sharp
 
 from siammask.models.refine import WINDOWS, gather_windows
 from siammask.tracker import SiamMaskTracker
+from siammask.tracker.fast import cpu_has_native_bf16
 from siammask.tracker.frozen import FrozenModel, FrozenSharpModel, freeze_model, window_at
 
 FORWARD_TOL = 1e-4  # ../shared/conformance/README.md "Tolerances"
@@ -153,5 +154,11 @@ def test_build_tracker_uses_the_frozen_network_unless_told_not_to(tmp_path) -> N
     assert isinstance(tracker.model, FrozenSharpModel)
     plain, _, _ = build_tracker(config, str(ckpt), "cpu", optimize=False)
     assert not isinstance(plain.model, FrozenModel)
-    fast, _, _ = build_tracker(config, str(ckpt), "cpu", fast=True)
-    assert not isinstance(fast.model, FrozenModel)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast, _, _ = build_tracker(config, str(ckpt), "cpu", fast=True)
+    if cpu_has_native_bf16():
+        assert next(fast.model.parameters()).dtype == torch.bfloat16 and fast.amp_dtype == torch.bfloat16
+    else:  # emulated bf16 would be several times slower than fp32: the exact network, with a warning saying so
+        assert isinstance(fast.model, FrozenSharpModel) and fast.amp_dtype is None
+        assert any("no native bf16" in str(w.message) for w in caught)

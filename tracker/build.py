@@ -58,7 +58,8 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         mask, refine, channels_last, lost_threshold: as :class:`SiamMaskTracker`.
         hp_overrides: hp keys replacing the config's (e.g. a tuning combination).
         fast: run a BatchNorm-folded low-precision channels_last copy of the model (tracker.fast.make_fast_model)
-            under autocast: bf16 on the CPU, fp16 on CUDA/NPU.
+            under autocast: bf16 on the CPU, fp16 on CUDA/NPU. On a CPU without native bf16 (oneDNN would
+            emulate it, several times slower than fp32) it warns and runs the exact fp32 network instead.
         backend: 'torch' (the model of `resume`) or 'onnxruntime': the graphs tools/export_onnx.py wrote to
             `onnx_dir` (their weights are used, `resume` is not read; `amp`, `fast`, `channels_last` do not apply).
         onnx_dir: the export folder for backend 'onnxruntime'.
@@ -81,6 +82,10 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     runtime = init_runtime(device, amp=amp)
     model = load_model(cfg, resume, runtime)
     amp_dtype = runtime.amp_dtype
+    if fast:
+        from .fast import fast_mode_supported
+
+        fast = fast_mode_supported(runtime.device.type)
     if fast:
         from .fast import make_fast_model
 
