@@ -69,7 +69,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--amp", action="store_true", help="autocast the network (bf16 on CPU, fp16 on GPU/NPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="BatchNorm folded, bf16/fp16 weights + autocast, "
-                        "channels_last (about 2x faster on CPU; not bit-exact)")
+                        "channels_last (not bit-exact; on a CPU without native bf16 it warns and runs the exact "
+                        "network)")
     add_backend_arguments(parser)
     return parser
 

@@ -63,8 +63,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "not bit-exact with the original")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="fast mode: BatchNorm folded into the convolutions, "
-                        "bf16 (CPU) / fp16 (GPU, NPU) weights and autocast, channels_last; about 2x faster on CPU, "
-                        "not bit-exact")
+                        "bf16 (CPU) / fp16 (GPU, NPU) weights and autocast, channels_last; not bit-exact. Needs a CPU "
+                        "with native bf16 (AVX512-BF16 / AMX), elsewhere it warns and runs the exact fp32 network")
     parser.add_argument("--result-dir", default="results", help="results land in <result-dir>/<dataset>/"
                         "<tracker-name>/baseline/ (default results/)")
     parser.add_argument("--tracker-name", default="", help="result folder name (default <arch>_[mask_][refine_]"
