@@ -64,6 +64,37 @@ class DepthCorr(nn.Module):
             nn.Conv2d(hidden, out_channels, kernel_size=1),
         )
 
+    def adjust_kernel(self, kernel: Tensor) -> Tensor:
+        """The template branch: ``conv_kernel`` (3x3 conv + BN + ReLU) of the template features.
+
+        It depends only on the template, so a tracker computes it once per target and passes it to
+        :meth:`correlate` every frame (the original recomputed it in every ``track``).
+
+        Args:
+            kernel: (B, 256, 7, 7) template features.
+
+        Returns:
+            (B, hidden, 5, 5).
+        """
+        if self.training or kernel.size(0) == 1:
+            return self.conv_kernel(kernel)
+        # Several targets at once: the template conv per target, because oneDNN picks another conv algorithm for
+        # B > 1 on a 7x7 input and the results would differ (by rounding) from tracking each alone.
+        conv, bn, relu = self.conv_kernel
+        return relu(bn(torch.cat([conv(k) for k in kernel.split(1)])))
+
+    def correlate(self, adjusted_kernel: Tensor, search: Tensor) -> Tensor:
+        """Correlation map of the search branch ``conv_search(search)`` with an :meth:`adjust_kernel` output.
+
+        Args:
+            adjusted_kernel: (B, hidden, 5, 5) from :meth:`adjust_kernel`.
+            search: (B, 256, W, W) search features.
+
+        Returns:
+            (B, hidden, W - 6, W - 6).
+        """
+        return depthwise_xcorr(self.conv_search(search), adjusted_kernel)
+
     def forward_corr(self, kernel: Tensor, search: Tensor) -> Tensor:
         """Correlation map before the head.
 
@@ -74,14 +105,7 @@ class DepthCorr(nn.Module):
         Returns:
             (B, hidden, W - 6, W - 6): 25x25 for a 255 crop, 3x3 for 143.
         """
-        if self.training or kernel.size(0) == 1:
-            kernel = self.conv_kernel(kernel)
-        else:
-            # Tracking several targets at once: the template conv per target, because oneDNN picks another conv
-            # algorithm for B > 1 on a 7x7 input and the results would differ (by rounding) from tracking each alone.
-            conv, bn, relu = self.conv_kernel
-            kernel = relu(bn(torch.cat([conv(k) for k in kernel.split(1)])))
-        return depthwise_xcorr(self.conv_search(search), kernel)
+        return self.correlate(self.adjust_kernel(kernel), search)
 
     def forward(self, kernel: Tensor, search: Tensor) -> Tensor:
         """Head output over the whole map: (B, out_channels, W - 6, W - 6)."""
@@ -127,3 +151,12 @@ class UP(nn.Module):
     def forward(self, z_f: Tensor, x_f: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 256, 7, 7), (B, 256, W, W) -> cls (B, 2A, W-6, W-6), loc (B, 4A, W-6, W-6)."""
         return self.cls(z_f, x_f), self.loc(z_f, x_f)
+
+    def forward_adjusted(self, cls_kernel: Tensor, loc_kernel: Tensor, x_f: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` from the template branches already applied (``cls.adjust_kernel``, ``loc.adjust_kernel``).
+
+        Args:
+            cls_kernel, loc_kernel: (B, 256, 5, 5) adjusted template kernels.
+            x_f: (B, 256, W, W) search features.
+        """
+        return self.cls.head(self.cls.correlate(cls_kernel, x_f)), self.loc.head(self.loc.correlate(loc_kernel, x_f))

@@ -88,7 +88,20 @@ class SiamMaskBase(nn.Module):
         """
         return self.features(z)
 
-    def track(self, zf: Tensor, x: Tensor, mask_head: bool = True) -> dict[str, Tensor | tuple[Tensor, ...]]:
+    def template_kernels(self, zf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The template branches of the three correlations (rpn cls, rpn loc, mask), computed once per target.
+
+        Args:
+            zf: (B, 256, 7, 7) from :meth:`template`.
+
+        Returns:
+            (cls, loc, mask) adjusted kernels, each (B, 256, 5, 5); pass them to :meth:`track` as ``kernels``.
+        """
+        return (self.rpn_model.cls.adjust_kernel(zf), self.rpn_model.loc.adjust_kernel(zf),
+                self.mask_model.mask.adjust_kernel(zf))
+
+    def track(self, zf: Tensor, x: Tensor, mask_head: bool = True,
+              kernels: tuple[Tensor, Tensor, Tensor] | None = None) -> dict[str, Tensor | tuple[Tensor, ...]]:
         """Responses of search crops against template features.
 
         Args:
@@ -96,15 +109,19 @@ class SiamMaskBase(nn.Module):
             x: (B, 3, 255, 255) search crops.
             mask_head: compute the full 3969-channel mask head (``mask``); pass False when only :meth:`mask_at` or
                 :meth:`SiamMaskSharp.refine` is needed.
+            kernels: :meth:`template_kernels` of ``zf`` when the caller keeps them (the same values; the template
+                branches are then not recomputed); None computes them from ``zf``.
 
         Returns:
             dict with ``cls`` (B, 2A, 25, 25), ``loc`` (B, 4A, 25, 25), ``mask`` (B, 3969, 25, 25) when ``mask_head``,
             ``corr_feature`` (B, 256, 25, 25) (mask correlation before the head), ``xf`` (B, 256, 31, 31) and
             ``features`` = backbone (p0, p1, p2, p3).
         """
+        if kernels is None:
+            kernels = self.template_kernels(zf)
         features, xf = self.features.forward_all(x)
-        cls, loc = self.rpn_model(zf, xf)
-        corr_feature = self.mask_model.mask.forward_corr(zf, xf)
+        cls, loc = self.rpn_model.forward_adjusted(kernels[0], kernels[1], xf)
+        corr_feature = self.mask_model.mask.correlate(kernels[2], xf)
         out: dict[str, Tensor | tuple[Tensor, ...]] = {
             "cls": cls, "loc": loc, "corr_feature": corr_feature, "xf": xf, "features": features}
         if mask_head:

@@ -74,7 +74,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--amp", action="store_true", help="autocast the network (bf16 on CPU, fp16 on GPU/NPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="BatchNorm folded, bf16/fp16 weights + autocast, "
-                        "channels_last (about 2x faster on CPU; not bit-exact)")
+                        "channels_last (not bit-exact; on a CPU without native bf16 it warns and runs the exact "
+                        "network)")
     parser.add_argument("--skip-bad-frames", action="store_true", help="skip damaged image files of a folder input "
                         "(listed in tracks.json) instead of stopping with an error naming the file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -251,7 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ensure_output_dir(os.path.join(out_dir, "masks"), "--output")
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
-                                        fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir)
+                                        fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir,
+                                        optimize=args.optimize)
     video_tmp = os.path.join(out_dir, ".overlay.partial.mp4") if out_dir else None
     try:
         summary = _track(args, tracker, runtime, source, itertools.chain([first], frames), boxes, init_labels,

@@ -65,8 +65,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "not bit-exact with the original")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--fast", action="store_true", help="fast mode: BatchNorm folded into the convolutions, "
-                        "bf16 (CPU) / fp16 (GPU, NPU) weights and autocast, channels_last; about 2x faster on CPU, "
-                        "not bit-exact")
+                        "bf16 (CPU) / fp16 (GPU, NPU) weights and autocast, channels_last; not bit-exact. Needs a CPU "
+                        "with native bf16 (AVX512-BF16 / AMX), elsewhere it warns and runs the exact fp32 network")
     parser.add_argument("--result-dir", default="results", help="results land in <result-dir>/<dataset>/"
                         "<tracker-name>/baseline/ (default results/)")
     parser.add_argument("--tracker-name", default="", help="result folder name (default <arch>_[mask_][refine_]"
@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _track_videos(args: argparse.Namespace, videos: list[Any], out_root: str, name: str) -> dict[str, Any]:
     tracker, cfg, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
                                           refine=args.refine, channels_last=args.channels_last, fast=args.fast,
-                                          backend=args.backend, onnx_dir=args.onnx_dir)
+                                          backend=args.backend, onnx_dir=args.onnx_dir,
+                                          optimize=args.optimize)
     reader = FrameReader(skip_bad=args.skip_bad_frames)
     logger = init_log("global", log_file=args.log or None)
     logger.info("tracker %s on %s (%d videos), %s", name, args.dataset, len(videos), runtime.describe())

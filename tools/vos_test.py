@@ -82,7 +82,8 @@ def _track_sequences(args: argparse.Namespace, sequences: list[Any], build_track
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True,
                                           refine=args.refine, channels_last=args.channels_last, fast=args.fast,
                                           backend=getattr(args, "backend", "torch"),
-                                          onnx_dir=getattr(args, "onnx_dir", None))
+                                          onnx_dir=getattr(args, "onnx_dir", None),
+                                          optimize=getattr(args, "optimize", True))
     seg_thr = tracker.hp.seg_thr
     binary = is_binary_dataset(args.dataset)
     init_from_mask = bool(getattr(args, "init_from_mask", False))

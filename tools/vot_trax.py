@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out == "mask" and not args.mask:
         raise TraxToolError("--out mask needs --mask")
     tracker, _, _ = build_tracker(args.config, args.resume, args.device, mask=args.mask, refine=args.refine,
-                                  backend=args.backend, onnx_dir=args.onnx_dir)
+                                  backend=args.backend, onnx_dir=args.onnx_dir, optimize=args.optimize)
     server = trax.Server([trax.Region.POLYGON, trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH],
                          ["color"], tracker_name=TRACKER_NAME)
     try:

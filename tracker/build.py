@@ -24,6 +24,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                         "onnxruntime on the graphs of tools/export_onnx.py (--onnx-dir)")
     parser.add_argument("--onnx-dir", default="", metavar="DIR", help="with --backend onnxruntime: the folder "
                         "tools/export_onnx.py wrote")
+    parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="exact mode on the CPU: run "
+                        "the unfused network (the original's arithmetic, eager kernels) instead of the frozen "
+                        "graphs with BatchNorm folded (tracker/frozen.py; same results to float32 rounding)")
 
 
 def check_tracker_inputs(config_path: str, resume: str) -> Config:
@@ -85,8 +88,8 @@ def load_model(config: Config, resume: str, runtime: Runtime) -> torch.nn.Module
 def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool = False, mask: bool = True,
                   refine: Optional[bool] = None, channels_last: bool = False,
                   hp_overrides: Optional[dict[str, Any]] = None, lost_threshold: float = DEFAULT_LOST_THRESHOLD,
-                  fast: bool = False, backend: str = "torch",
-                  onnx_dir: Optional[str] = None) -> tuple[SiamMaskTracker, Config, Runtime]:
+                  fast: bool = False, backend: str = "torch", onnx_dir: Optional[str] = None,
+                  optimize: bool = True) -> tuple[SiamMaskTracker, Config, Runtime]:
     """A tracker for a config.json and a checkpoint on a device; the anchors are the config's.
 
     Args:
@@ -97,10 +100,14 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         mask, refine, channels_last, lost_threshold: as :class:`SiamMaskTracker`.
         hp_overrides: hp keys replacing the config's (e.g. a tuning combination).
         fast: run a BatchNorm-folded low-precision channels_last copy of the model (tracker.fast.make_fast_model)
-            under autocast: bf16 on the CPU, fp16 on CUDA/NPU.
+            under autocast: bf16 on the CPU, fp16 on CUDA/NPU. On a CPU without native bf16 (oneDNN would
+            emulate it, several times slower than fp32) it warns and runs the exact fp32 network instead.
         backend: 'torch' (the model of `resume`) or 'onnxruntime': the graphs tools/export_onnx.py wrote to
             `onnx_dir` (their weights are used, `resume` is not read; `amp`, `fast`, `channels_last` do not apply).
         onnx_dir: the export folder for backend 'onnxruntime'.
+        optimize: exact fp32 on the CPU (no `amp`, no `fast`): run the model through tracker.frozen (TorchScript
+            graphs frozen for inference, BatchNorm folded outside the stem; same results to float32 rounding);
+            False keeps the unfused eager model (the original's arithmetic).
 
     Returns:
         (tracker, config, runtime).
@@ -118,11 +125,19 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     model = load_model(cfg, resume, runtime)
     amp_dtype = runtime.amp_dtype
     if fast:
+        from .fast import fast_mode_supported
+
+        fast = fast_mode_supported(runtime.device.type)
+    if fast:
         from .fast import make_fast_model
 
         amp_dtype = amp_dtype_for(runtime.device.type)
         model = make_fast_model(model, amp_dtype, channels_last=True)
         channels_last = True
+    elif optimize and amp_dtype is None and runtime.device.type == "cpu":
+        from .frozen import freeze_model
+
+        model = freeze_model(model)
     hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
     tracker = SiamMaskTracker(model, hp, runtime.device, anchors=cfg.anchors, mask=mask, refine=refine,
                               amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold,

@@ -20,6 +20,8 @@ Deviations from the original:
 * the mask side is the side of the mask actually produced (127 refine, 63 head) instead of ``hp.out_size`` (the
   original crashed when they differed);
 * in refine mode the 3969-channel mask head is not computed (its output is unused there);
+* the template branches of the three correlations (``model.template_kernels``) are computed once per target and
+  kept in its state, not in every frame (same values);
 * ``lost`` (score below a threshold) is new; it does not change the tracking;
 * a regression that diverges to inf/NaN keeps the previous box with score 0 (the original crashed in ``round``);
 * the crops use ``cv2.copyMakeBorder`` on the part of the image inside the crop instead of padding the whole image
@@ -166,8 +168,11 @@ class SiamMaskTracker:
             z = self._to_input(crops_to_tensor([z_crop], self.device))
             with self._inference():
                 zf = self.model.template(z)
-        return TargetState(target_pos=target_pos, target_sz=target_sz, zf=zf, avg_chans=avg_chans,
-                           im_h=frame.shape[0], im_w=frame.shape[1], fingerprint=self.fingerprint)
+        state = TargetState(target_pos=target_pos, target_sz=target_sz, zf=zf, avg_chans=avg_chans,
+                            im_h=frame.shape[0], im_w=frame.shape[1], fingerprint=self.fingerprint)
+        if not self.numpy_io:
+            self._kernels([state])  # the template branches, once per target
+        return state
 
     # ------------------------------------------------------------------ track
     def track(self, state: TargetState, frame: np.ndarray) -> TrackResult:
@@ -206,7 +211,9 @@ class SiamMaskTracker:
             # are the template features init() gets; a state restored by from_dict holds NCHW features, and CPU
             # convolutions round differently per layout, so every zf is made dense channels_last here.
             zf = torch.cat([st.zf.to(self.device) for st in states]).contiguous(memory_format=torch.channels_last)
-            out = self.model.track(zf, x, mask_head=False)  # masks: refine or mask_at, one position
+            kernels = self._kernels(states)
+            extra = {} if kernels is None else {"kernels": kernels}
+            out = self.model.track(zf, x, mask_head=False, **extra)  # masks: refine or mask_at, one position
             cls, loc = out["cls"].float(), out["loc"].float()
             num = len(states)
             deltas = loc.reshape(num, 4, -1).cpu().numpy()
@@ -307,6 +314,25 @@ class SiamMaskTracker:
                            response_pos=(pick.row, pick.col))
 
     # ------------------------------------------------------------------ helpers
+    def _kernels(self, states: Sequence[TargetState]) -> Optional[tuple[torch.Tensor, ...]]:
+        """The states' template branches (``model.template_kernels``) batched; computed where a state lacks them.
+
+        None for models without ``template_kernels`` (they compute the branches in ``track``). Each target's
+        kernels come from its own dense channels_last zf, as ``track`` would compute them, so the values are those
+        of recomputing them every frame.
+        """
+        fn = getattr(self.model, "template_kernels", None)
+        if not callable(fn):
+            return None
+        with self._inference():
+            for st in states:
+                if st.kernels is None:
+                    zf = st.zf.to(self.device).contiguous(memory_format=torch.channels_last)
+                    st.kernels = tuple(fn(zf))
+            if len(states) == 1:
+                return states[0].kernels
+            return tuple(torch.cat(parts) for parts in zip(*(st.kernels for st in states)))
+
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
@@ -41,6 +41,8 @@ class TargetState:
         frames: frames tracked since init.
         fingerprint: what the state depends on (model, template crop, weights; :func:`state_fingerprint`), set
             by a tracker that has one; a tracker with another fingerprint refuses the state. None: not checked.
+        kernels: the model's template branches of `zf` (``model.template_kernels``), kept so that they are computed
+            once per target; derived from `zf`, so not part of the JSON form (recomputed after :meth:`from_dict`).
     """
 
     target_pos: np.ndarray
@@ -53,6 +55,7 @@ class TargetState:
     lost: bool = False
     frames: int = 0
     fingerprint: Optional[str] = None
+    kernels: Optional[tuple[torch.Tensor, ...]] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.target_pos = np.array(self.target_pos, dtype=np.float64).reshape(2)

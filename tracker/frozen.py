@@ -1,0 +1,235 @@
+"""The exact mode's network on the CPU: TorchScript graphs frozen for inference, BatchNorms folded in float64.
+
+Not part of the original. :class:`FrozenModel` wraps an eval-mode SiamMask model and presents the calls the tracker
+makes (``template``, ``template_kernels``, ``track``, ``mask_at`` and, for the sharp model, ``refine``). Per frame it
+runs these graphs, each traced once per input shape, frozen (``torch.jit.freeze``) and optimised for inference
+(``torch.jit.optimize_for_inference``: oneDNN convolutions with prepacked weights, fused ReLU / residual add):
+
+* ``search``: the (cls, loc) template kernels + the search crop -> cls, loc, the adjusted search features xf and,
+  for the sharp model, the backbone maps p0, p1, p2 the refinement reads;
+* ``corr_at``: the mask correlation vector at the picked position only, from the 7x7 window of xf it depends on
+  (the whole 25x25 map is needed by nothing but the full mask head, which the tracker does not use);
+* ``decode`` (sharp): the refinement's windows at that position -> the 127x127 mask logits.
+
+The template (once per target), its kernels and the base model's mask head run on the unchanged model.
+
+Same function, float32 rounding only. The BatchNorms of ResNet layer2 / layer3, the adjust layer, the rpn and the
+mask branches are folded into their convolutions (in float64, then cast, :func:`tracker.fast.fold_bn_into_conv`).
+The stem (conv1 + bn1) and layer1 keep theirs: on the 0-255 input conv1's outputs carry a large mean that bn1
+removes, and folding there moves the outputs 2-3x further from the original's (cls 7.7e-5 of max|cls| instead of
+3.2e-5 on the conformance vectors, where the parity tolerance is 1e-4); folded elsewhere the change stays at the
+level of a different thread count. ``tests/test_frozen.py`` checks the outputs against the original's own tensors
+and the tracker's boxes against the unfused model.
+
+Batches are run one sample at a time through the batch-1 graphs, so tracking several targets gives each target the
+numbers it gets alone. Off the CPU, under autocast, or where TorchScript fails (the reason is kept in
+``fallback_reason`` and warned once) the same folded modules run eagerly.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..models.refine import WINDOWS, position_indices
+from .fast import fold_batchnorms
+
+#: Sub-modules whose BatchNorms are folded (the stem and layer1 keep theirs, see the module docstring).
+FOLDED_PARTS = ("features.features.layer2", "features.features.layer3", "features.downsample", "rpn_model",
+                "mask_model")
+
+
+def fold_for_exact(model: nn.Module) -> nn.Module:
+    """An eval copy of `model` with the BatchNorms of :data:`FOLDED_PARTS` folded into their convolutions."""
+    net = copy.deepcopy(model).eval()
+    for name in FOLDED_PARTS:
+        fold_batchnorms(net.get_submodule(name))
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+class _SearchGraph(nn.Module):
+    """(cls, loc) kernels (1, 256, 5, 5) and x (1, 3, X, X) -> cls, loc, xf [, p0, p1, p2]."""
+
+    def __init__(self, net: nn.Module, with_features: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.with_features = with_features
+
+    def forward(self, k_cls: Tensor, k_loc: Tensor, x: Tensor) -> tuple[Tensor, ...]:
+        features, xf = self.net.features.forward_all(x)
+        cls, loc = self.net.rpn_model.forward_adjusted(k_cls, k_loc, xf)
+        return (cls, loc, xf) + (tuple(features[:3]) if self.with_features else ())
+
+
+class _CorrAtGraph(nn.Module):
+    """The mask correlation vector at one position: xf window (1, 256, 7, 7), kernel (1, 256, 5, 5) -> (1, 256, 1, 1).
+
+    The window is what the 3x3 search conv and the 5x5 correlation read for that position, so the vector equals
+    ``corr_feature[:, :, row, col]`` of the whole map (to rounding) at 1/841 of its cost.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.mask = net.mask_model.mask
+
+    def forward(self, xf_window: Tensor, k_mask: Tensor) -> Tensor:
+        return self.mask.correlate(k_mask, xf_window)
+
+
+class _DecodeGraph(nn.Module):
+    """Refinement windows (1, 64, 61, 61), (1, 256, 31, 31), (1, 512, 15, 15), (1, 256, 1, 1) -> (1, 16129)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.refine_model = net.refine_model
+
+    def forward(self, p0: Tensor, p1: Tensor, p2: Tensor, p3: Tensor) -> Tensor:
+        return self.refine_model.decode(p0, p1, p2, p3)
+
+
+def window_at(x: Tensor, size: int, stride: int, padding: int, row: int, col: int) -> Tensor:
+    """Window (row, col) of one sample's map zero-padded by `padding` (as ``models.refine.gather_windows``).
+
+    Rows/cols ``[stride*row - padding, stride*row - padding + size)`` of ``x`` (1, C, H, W), zeros outside, without
+    padding the whole map first.
+    """
+    top, left = stride * row - padding, stride * col - padding
+    height, width = x.shape[2], x.shape[3]
+    if top >= 0 and left >= 0 and top + size <= height and left + size <= width:
+        return x[:, :, top:top + size, left:left + size]
+    out = x.new_zeros((x.shape[0], x.shape[1], size, size))
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + size, height), min(left + size, width)
+    if r1 > r0 and c1 > c0:
+        out[:, :, r0 - top:r1 - top, c0 - left:c1 - left] = x[:, :, r0:r1, c0:c1]
+    return out
+
+
+class FrozenModel(nn.Module):
+    """Frozen-graph inference wrapper of a SiamMask model for the exact (fp32) tracker; see the module docstring.
+
+    Args:
+        model: a SiamMaskBase / SiamMaskSharp in eval mode (kept, unchanged, for the template and mask heads).
+        freeze: trace and freeze the graphs (CPU); False runs the folded modules eagerly.
+    """
+
+    def __init__(self, model: nn.Module, freeze: bool = True) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.net = fold_for_exact(model)
+        self.freeze = bool(freeze)
+        self.sharp = callable(getattr(model, "refine", None))
+        self.arch = getattr(model, "arch", "")
+        self.mask_size = getattr(model, "mask_size", 0)
+        self.fallback_reason: Optional[str] = None
+        self._search = _SearchGraph(self.net, self.sharp)
+        self._corr = _CorrAtGraph(self.net)
+        self._decode = _DecodeGraph(self.net) if self.sharp else None
+        self._graphs: dict[Any, Any] = {}
+
+    # ------------------------------------------------------------------ graphs
+    def _graph(self, name: str, module: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+        """The frozen graph of `module` for these input shapes (built on first use), or `module` itself."""
+        key = (name,) + tuple((tuple(t.shape), t.dtype, t.device.type) for t in inputs)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._build(module, inputs)
+            self._graphs[key] = graph
+        return graph
+
+    def _build(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+        if (not self.freeze or self.fallback_reason is not None or inputs[0].device.type != "cpu"
+                or torch.is_autocast_enabled("cpu")):
+            return module
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript's tracer and deprecation notes
+                traced = torch.jit.trace(module, inputs, check_trace=False)
+                frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
+                return torch.jit.optimize_for_inference(frozen)
+        except Exception as exc:  # noqa: BLE001 - any TorchScript failure: the eager modules compute the same
+            self.fallback_reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            warnings.warn(f"tracker.frozen: TorchScript freezing failed ({self.fallback_reason}); running the folded "
+                          "network eagerly", RuntimeWarning, stacklevel=3)
+            return module
+
+    # ------------------------------------------------------------------ the tracker's calls
+    def template(self, z: Tensor) -> Tensor:
+        """(B, 3, 127, 127) -> zf (B, 256, 7, 7), on the unchanged model."""
+        return self.model.template(z)
+
+    def template_kernels(self, zf: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The (cls, loc, mask) template branches of `zf`, each (B, 256, 5, 5), on the unchanged model."""
+        return self.model.template_kernels(zf)
+
+    def track(self, zf: Tensor, x: Tensor, mask_head: bool = True,
+              kernels: Optional[tuple[Tensor, Tensor, Tensor]] = None) -> dict[str, Any]:
+        """As ``SiamMaskBase.track``, but the mask correlation is left to :meth:`mask_at` / ``refine``.
+
+        Args:
+            zf: (B, 256, 7, 7) template features.
+            x: (B, 3, X, X) search crops.
+            mask_head: also the whole mask correlation map ``corr_feature`` and the 3969-channel head ``mask``.
+            kernels: :meth:`template_kernels` of `zf` (computed here when None).
+
+        Returns:
+            dict with ``cls``, ``loc``, ``xf`` (B, 256, 31, 31), ``mask_kernel`` (B, 256, 5, 5) (what
+            :meth:`mask_at` / ``refine`` correlate at their position), ``features`` = (p0, p1, p2) for the sharp
+            model, and ``corr_feature`` + ``mask`` with `mask_head`. p3 is not returned (tracking does not read it).
+        """
+        if kernels is None:
+            kernels = self.template_kernels(zf)
+        runs = []
+        for b in range(x.shape[0]):
+            inputs = (kernels[0][b:b + 1], kernels[1][b:b + 1], x[b:b + 1])
+            runs.append(self._graph("search", self._search, inputs)(*inputs))
+        parts = [torch.cat(p) if len(p) > 1 else p[0] for p in zip(*runs)]
+        out: dict[str, Any] = {"cls": parts[0], "loc": parts[1], "xf": parts[2], "mask_kernel": kernels[2],
+                               "features": tuple(parts[3:])}
+        if mask_head:
+            out["corr_feature"] = self.net.mask_model.mask.correlate(kernels[2], parts[2])
+            out["mask"] = self.model.mask_model.mask.head(out["corr_feature"])
+        return out
+
+    def _corr_at(self, out: dict, b: int, row: int, col: int) -> Tensor:
+        """(1, 256, 1, 1) mask correlation vector of sample `b` at (row, col), from the xf window it reads."""
+        kernel = out["mask_kernel"][b:b + 1]
+        side = kernel.shape[2] + self.net.mask_model.mask.conv_search[0].kernel_size[0] - 1
+        inputs = (out["xf"][b:b + 1, :, row:row + side, col:col + side].contiguous(), kernel.contiguous())
+        return self._graph("corr_at", self._corr, inputs)(*inputs)
+
+    def mask_at(self, out: dict, pos: Any) -> Tensor:
+        """(B, 3969) mask-head logits at one position per sample, as ``SiamMaskBase.mask_at``."""
+        num = out["xf"].shape[0]
+        rows, cols = position_indices(pos, num, out["xf"].device)
+        vectors = torch.cat([self._corr_at(out, b, int(rows[b]), int(cols[b])) for b in range(num)])
+        return self.model.mask_model.mask.head_at(vectors, torch.arange(num, device=vectors.device))
+
+
+class FrozenSharpModel(FrozenModel):
+    """:class:`FrozenModel` of a sharp model: adds ``refine`` (the ``decode`` graph)."""
+
+    def refine(self, out: dict, pos: Any) -> Tensor:
+        """(B, 16129) refined mask logits at one position per sample, as ``SiamMaskSharp.refine``."""
+        features = out["features"]
+        num = out["xf"].shape[0]
+        rows, cols = position_indices(pos, num, out["xf"].device)
+        logits = []
+        for b in range(num):
+            row, col = int(rows[b]), int(cols[b])
+            wins = [window_at(f[b:b + 1], size, stride, pad, row, col).contiguous()
+                    for f, (size, stride, pad) in zip(features[:3], WINDOWS)]
+            inputs = (*wins, self._corr_at(out, b, row, col))
+            logits.append(self._graph("decode", self._decode, inputs)(*inputs))
+        return torch.cat(logits) if num > 1 else logits[0]
+
+
+def freeze_model(model: nn.Module, freeze: bool = True) -> FrozenModel:
+    """The exact tracker's network for `model`: :class:`FrozenSharpModel` when it has ``refine``."""
+    cls = FrozenSharpModel if callable(getattr(model, "refine", None)) else FrozenModel
+    return cls(model, freeze)
