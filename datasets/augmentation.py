@@ -22,17 +22,35 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
 from siammask.utils.config import AugBranchConfig
 
+from .jpeg import EncodedImage
+
 # The original's fixed PCA colour matrix (`rgbVar`), RGB order.
 RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],
                     [1.72091413, 0.19879334, -1.82968581],
                     [4.64467907, 4.73710203, 4.88324118]], dtype=np.float32)
+
+
+#: Pixels beyond the crop box's corners that :func:`warp_source_rect` adds (bilinear reads floor(x) and floor(x) + 1).
+WARP_MARGIN = 2
+
+
+def warp_source_rect(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """The image pixels a bilinear warp of the crop box (x1, y1, x2, y2) to an output square can read.
+
+    Output pixels 0 .. size - 1 sample the source at x1 .. x2 (and y1 .. y2); each reads its pixel and the next one.
+
+    Returns:
+        columns [c0, c1) and rows [r0, r1), with :data:`WARP_MARGIN` to spare on each side (not clamped).
+    """
+    return (math.floor(x1) - WARP_MARGIN, math.floor(y1) - WARP_MARGIN, math.floor(x2) + 1 + WARP_MARGIN,
+            math.floor(y2) + 1 + WARP_MARGIN)
 
 
 @dataclass
@@ -74,12 +92,13 @@ class Augmentation:
             x1, y1, x2, y2 = x1 + tx, y1 + ty, x2 + tx, y2 + ty
         return x1, y1, x2, y2
 
-    def __call__(self, image: np.ndarray, box_x1y1x2y2: Sequence[float], rng: np.random.Generator,
-                 gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
+    def __call__(self, image: Union[np.ndarray, EncodedImage], box_x1y1x2y2: Sequence[float],
+                 rng: np.random.Generator, gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
         """Augment one image.
 
         Args:
-            image: (H, W, 3) BGR uint8 crop511 image.
+            image: (H, W, 3) BGR uint8 crop511 image, or an :class:`~datasets.jpeg.EncodedImage` of which only the
+                rows and columns the warp reads are decoded (same result).
             box_x1y1x2y2: target box in `image` pixels.
             rng: the sample's random generator (draw order: shift, scale, colour, blur, resize, flip).
             gray: convert to grey (decided once per pair).
@@ -87,6 +106,8 @@ class Augmentation:
         """
         size = self.size
         x1, y1, x2, y2 = self.crop_box(image.shape, rng)
+        if not isinstance(image, np.ndarray):
+            image = image.decode(*warp_source_rect(x1, y1, x2, y2))
         a = (size - 1) / (x2 - x1)
         b = (size - 1) / (y2 - y1)
         mapping = np.array([[a, 0.0, -a * x1], [0.0, b, -b * y1]], dtype=np.float64)

@@ -46,13 +46,12 @@ from .anchor_target import AnchorTarget
 from .augmentation import Augmentation
 from .crop import target_box_in_crop
 from .errors import DataError
+from .jpeg import EncodedImage, decode_bytes, read_bytes
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
 
 
 @dataclass(frozen=True)
@@ -75,23 +74,7 @@ def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
         DataError: the file is missing or empty, is a truncated JPEG (no end-of-image marker) or does not
             decode.
     """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image listed in the annotation json is missing") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read image ({e.strerror})") from None
-    if data.size == 0:
-        raise DataError(f"{path}: empty image file")
-    if data.size >= 2 and data[:2].tobytes() == _JPEG_SOI and _JPEG_EOI not in data[-32:].tobytes():
-        raise DataError(f"{path}: corrupt JPEG (truncated: no end-of-image marker)")
-    try:
-        image = cv2.imdecode(data, flags)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise DataError(f"{path}: corrupt image (cannot be decoded)")
-    return image
+    return decode_bytes(path, read_bytes(path), flags)
 
 
 class SiamMaskDataset(torch.utils.data.Dataset):
@@ -210,8 +193,8 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         rng = self._rng(epoch, index)
         plan = self._plan(epoch, index, rng)
         cfg = self.cfg
-        template_image = read_image(plan.template.image_path)
-        search_image = read_image(plan.search.image_path)
+        template_image = EncodedImage.read(plan.template.image_path, "template")
+        search_image = EncodedImage.read(plan.search.image_path, "search")
         with_mask = self.subsets[plan.dataset].has_mask and not plan.negative
         mask = None
         if with_mask:
