@@ -42,13 +42,14 @@ _check_pid = -1
 
 
 def read_bytes(path: str) -> np.ndarray:
-    """The file's bytes, failing loudly.
+    """The file's bytes (a read-only uint8 array), failing loudly.
 
     Raises:
         DataError: the file is missing, unreadable or empty, or is a JPEG without an end-of-image marker (truncated).
     """
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as f:
+            data = np.frombuffer(f.read(), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: image listed in the annotation json is missing") from None
     except OSError as e:

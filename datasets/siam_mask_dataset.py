@@ -43,7 +43,7 @@ import torch.utils.data
 
 from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
 from .anchor_target import AnchorTarget
-from .augmentation import Augmentation
+from .augmentation import Augmentation, warp_source_rect
 from .crop import target_box_in_crop
 from .errors import DataError
 from .jpeg import EncodedImage, decode_bytes, read_bytes
@@ -52,6 +52,8 @@ from .sub_dataset import ImageAnno, SubDataset
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
+#: uint8 warped mask -> float32 label: +1 above 127, else -1 (the original's ``(mask > 0.5) * 2 - 1`` on 0..255)
+_MASK_LABEL_LUT = np.where(np.arange(256) > 127, 1, -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -194,19 +196,30 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         plan = self._plan(epoch, index, rng)
         cfg = self.cfg
         template_image = EncodedImage.read(plan.template.image_path, "template")
-        search_image = EncodedImage.read(plan.search.image_path, "search")
+        shared = plan.search.image_path == plan.template.image_path  # single-frame tracks (det, coco)
+        search_image = template_image if shared else EncodedImage.read(plan.search.image_path, "search")
         with_mask = self.subsets[plan.dataset].has_mask and not plan.negative
         mask = None
         if with_mask:
             mask = cv2.compare(read_image(plan.search.mask_path, cv2.IMREAD_GRAYSCALE), 0, cv2.CMP_GT)
         template_box = target_box_in_crop(plan.template.size_wh, template_image.shape, cfg.template_size)
         search_box = target_box_in_crop(plan.search.size_wh, search_image.shape, cfg.template_size)
-        template = self.template_aug(template_image, template_box, rng, gray=plan.gray)
-        search = self.search_aug(search_image, search_box, rng, gray=plan.gray, mask=mask)
-        targets = self.anchor_target(search.box, plan.negative, rng)
+        # every random draw first (none depends on pixels), in the original's order: template, search, anchors
+        template_draws = self.template_aug.draw(template_image.shape, rng)
+        search_draws = self.search_aug.draw(search_image.shape, rng)
+        targets = self.anchor_target(self.search_aug.target_box(search_box, search_draws), plan.negative, rng)
+        template_pixels: Union[np.ndarray, EncodedImage] = template_image
+        search_pixels: Union[np.ndarray, EncodedImage] = search_image
+        if shared:  # one decode of the rows and columns both crops read
+            t = warp_source_rect(*template_draws.crop)
+            u = warp_source_rect(*search_draws.crop)
+            template_pixels = search_pixels = template_image.decode(
+                min(t[0], u[0]), min(t[1], u[1]), max(t[2], u[2]), max(t[3], u[3]))
+        template = self.template_aug.apply(template_pixels, template_box, template_draws, gray=plan.gray)
+        search = self.search_aug.apply(search_pixels, search_box, search_draws, gray=plan.gray, mask=mask)
         size = cfg.size
         if search.mask is not None:
-            label_mask = np.where(search.mask > 127, np.float32(1), np.float32(-1))[None]
+            label_mask = cv2.LUT(search.mask, _MASK_LABEL_LUT)[None]
             mask_weight = (targets.label_cls.max(axis=0) == 1).astype(np.float32)[None]
         else:
             label_mask = np.full((1, cfg.search_size, cfg.search_size), -1, dtype=np.float32)
