@@ -9,7 +9,8 @@ makes the built-in 'quick' set in a temporary folder and re-encodes every crop51
 * in-process: ``dataset[i]`` in a loop (one process, OpenCV single-threaded as in a DataLoader worker);
 * decode cap: ``cv2.imread`` of the sample's two 511 JPEGs and nothing else, what a pipeline that decodes whole
   images cannot beat (this one decodes only the rows and columns its crops read, so it can);
-* DataLoader: batches of `--batch-size` from `--workers` persistent worker processes (each round a new pass).
+* DataLoader: batches of `--batch-size` from `--workers` persistent worker processes (each round a new pass), as
+  the training loader makes them (:class:`~datasets.shared_batches.SharedBatchLoader`).
 
 It prints the median and spread of the rounds (wall clock, and samples per CPU-second of this process for the two
 single-process loops, which other load on the machine disturbs less), and the DataLoader's speed-up over the
@@ -38,8 +39,9 @@ from siammask.utils.runtime import worker_init_fn
 
 try:  # absent in checkouts before the region decoder: the bench also times those (PYTHONPATH=<old tree>)
     from siammask.datasets import jpeg
+    from siammask.datasets.shared_batches import SharedBatchLoader  # the training loader's (training/loader.py)
 except ImportError:
-    jpeg = None
+    jpeg = SharedBatchLoader = None
 
 from _common import format_summary, machine_info, print_header, summarize  # bench/ is the script's folder
 
@@ -100,6 +102,23 @@ def jpeg_stats(data_root: str) -> str:
     return f"{len(paths)} crop511 JPEGs, {shape[1]}x{shape[0]}, mean {np.mean(sizes) / 1024:.0f} KiB"
 
 
+def _workers_cpu(iterator: object) -> float | None:
+    """CPU seconds (user + system) used so far by a DataLoader iterator's worker processes (Linux /proc), or None."""
+    workers = getattr(iterator, "_workers", None)
+    if not workers:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for worker in workers:
+        try:
+            with open(f"/proc/{worker.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
     """Interleaved rounds of the three measurements; samples/s per round by name."""
     cfg = load_config(args.config)
@@ -110,13 +129,14 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
     cv2.setNumThreads(1)  # as in a DataLoader worker; set before the workers fork
     for i in range(min(20, n)):  # warm the page cache and OpenCV
         dataset[i]
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch_size,
-                                         num_workers=args.workers, shuffle=False, worker_init_fn=worker_init_fn,
-                                         persistent_workers=args.workers > 0)
+    loader_class = SharedBatchLoader if SharedBatchLoader is not None else torch.utils.data.DataLoader
+    loader = loader_class(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch_size,
+                          num_workers=args.workers, shuffle=False, worker_init_fn=worker_init_fn,
+                          persistent_workers=args.workers > 0)
     for _ in loader:  # start the workers, warm them
         pass
     rates: dict[str, list[float]] = {k: [] for k in ("in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu",
-                                                     "dataloader")}
+                                                     "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu")}
     for _ in range(args.rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(n):
@@ -130,10 +150,15 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         rates["decode_cap"].append(n / (time.perf_counter() - start))
         rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
         seen = 0
-        start = time.perf_counter()
-        for batch in loader:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        iterator = iter(loader)
+        workers_start = _workers_cpu(iterator)
+        for batch in iterator:
             seen += batch["template"].shape[0]
         rates["dataloader"].append(seen / (time.perf_counter() - start))
+        rates["dataloader_main_cpu"].append(seen / max(time.process_time() - start_cpu, 1e-9))
+        if workers_start is not None:
+            rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(iterator) - workers_start, 1e-9))
     return rates
 
 
@@ -153,7 +178,7 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                      f"{what}: {jpeg_stats(data_root)}; {args.samples} samples per round, seed {args.seed}", info)
         print(f"decoding: {decoder}; OpenCV threads 1")
         rates = bench(data_root, args)
-    stats = {k: summarize(v) for k, v in rates.items()}
+    stats = {k: summarize(v) for k, v in rates.items() if v}
     print(f"in-process:              {format_summary(stats['in_process'], 'samples/s')}, "
           f"{stats['in_process_cpu']['median']:.1f} per CPU-second")
     print(f"decode cap (2x imread):  {format_summary(stats['decode_cap'], 'samples/s')}, "
@@ -161,8 +186,15 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     share = 100 * stats["in_process_cpu"]["median"] / stats["decode_cap_cpu"]["median"]
     print(f"in-process / cap:        {share:.0f} % (CPU time)")
     print(f"DataLoader {args.workers} workers:    {format_summary(stats['dataloader'], 'samples/s')} "
-          f"(batch {args.batch_size}, persistent workers), "
+          f"(batch {args.batch_size}, persistent workers, "
+          f"{'reused shared-memory batches' if SharedBatchLoader else 'default collate'}), "
           f"{stats['dataloader']['median'] / stats['in_process']['median']:.2f}x in-process")
+    if stats.get("dataloader_worker_cpu", {}).get("rounds"):
+        per_cpu = stats["dataloader_worker_cpu"]["median"]
+        share = 100 * per_cpu / stats["in_process_cpu"]["median"]
+        print(f"  per worker CPU-second: {per_cpu:.1f} samples ({share:.0f} % "
+              f"of in-process: the collate and IPC cost); main process "
+              f"{stats['dataloader_main_cpu']['median']:.0f} samples per CPU-second")
     print(f"original SiamMask (quoted, not measured here): {ORIGINAL['in_process']:.0f} samples/s in-process, "
           f"{ORIGINAL['dataloader']:.0f} with 2 workers (same machine type, photo-like 511 crops, 2026-11-30); "
           f"ratio to this run: {stats['in_process']['median'] / ORIGINAL['in_process']:.2f}x in-process, "

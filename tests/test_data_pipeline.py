@@ -13,6 +13,7 @@ from sample_hashes import CASES, CONFIGS, REPO, digest, make_data, sample_hashes
 
 from siammask.datasets import build_train_dataset, jpeg
 from siammask.datasets.augmentation import Augmentation, warp_source_rect
+from siammask.datasets.shared_batches import SharedBatchLoader
 from siammask.utils.config import AugBranchConfig, load_config
 
 HASHES = Path(__file__).parent / "data" / "sample_hashes.json"
@@ -142,3 +143,39 @@ def test_truncated_and_missing_files_name_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xd8" + b"\x00" * 100 + b"\xff\xd9")
     with pytest.raises(jpeg.DataError, match="bad.jpg: corrupt image"):
         jpeg.EncodedImage.read(str(bad)).decode(0, 0, 10, 10)
+
+
+def test_shared_batch_loader_gives_the_default_batches(data_root: str) -> None:
+    """Same batches as the default collate with 0 workers, each in its own memory (keeping them is safe), over
+    two passes of persistent workers, with a partial last batch."""
+    ds = build_train_dataset(load_config(str(Path(REPO) / CONFIGS["base"])), data_root, seed=4)
+    subset = torch.utils.data.Subset(ds, range(21))
+    ref = list(torch.utils.data.DataLoader(subset, batch_size=4, num_workers=0))
+    loader = SharedBatchLoader(subset, batch_size=4, num_workers=2, persistent_workers=True, prefetch_factor=1)
+    for _ in range(2):
+        got = list(loader)
+        assert len(got) == len(ref) == 6 and got[-1]["search"].shape[0] == 1
+        for a, b in zip(ref, got, strict=True):
+            assert list(a) == list(b)
+            for key in a:
+                assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+        pointers = {b["search"].data_ptr() for b in got}
+        assert len(pointers) == len(got)  # no batch aliases a reused buffer
+    assert len(loader) == 6 and loader.dataset is subset
+    assert 2 <= len(loader.slots) <= 4  # each worker sent its buffers once (at most two: 3 batches, one reused)
+
+
+class _Tuples(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return np.full((2, 3), i, dtype=np.float32), i
+
+
+def test_shared_batch_loader_falls_back_to_the_default_collate() -> None:
+    got = list(SharedBatchLoader(_Tuples(), batch_size=4, num_workers=2))
+    assert [b[1].tolist() for b in got] == [[0, 1, 2, 3], [4, 5]]
+    assert torch.equal(got[1][0], torch.tensor([4.0, 5.0]).reshape(2, 1, 1).expand(2, 2, 3))
+    with pytest.raises(ValueError, match="collate_fn"):
+        SharedBatchLoader(_Tuples(), collate_fn=list)
