@@ -278,10 +278,11 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             tune_malloc()
 
 
-def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -> bool:
+def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20, heap_only: bool = False) -> bool:
     """Keep glibc from mmapping (and page-faulting) every buffer above 128 KB afresh: serve allocations below
-    `mmap_threshold` from the heap and keep up to `trim_threshold` of freed heap. Returns False where unsupported
-    (not Linux, not glibc)."""
+    `mmap_threshold` from the heap and keep up to `trim_threshold` of freed heap. `heap_only` serves every size from
+    the heap (no mmap at all), for a training process whose large tensors (activations, batches) come and go every
+    step. Returns False where unsupported (not Linux, not glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -289,8 +290,12 @@ def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))
+    m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4  # <malloc.h>
+    ok = bool(mallopt(m_mmap_threshold, min(mmap_threshold, 32 << 20))) and bool(mallopt(m_trim_threshold,
+                                                                                        trim_threshold))
+    if heap_only:
+        ok = bool(mallopt(m_mmap_max, 0)) and ok
+    return ok
 
 
 def build_train_dataset(cfg: Union[Config, DatasetsConfig], data_root: str = "data",
