@@ -24,7 +24,12 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
 * speed: on first use in a process (main or DataLoader worker) the dataset, on Linux/glibc, raises malloc's mmap
   and trim thresholds (8 MB / 64 MB) so that the few large per-sample buffers (decoded 511 images, float crops) are
   recycled instead of being mapped and page-faulted afresh for every sample, which cost about as much as decoding
-  the JPEGs (`tune_malloc=False` turns it off).
+  the JPEGs (`tune_malloc=False` turns it off);
+* speed: a sample makes all its random draws first (template and search augmentation, anchor subsampling: none
+  depends on pixels, and the order is the original's), then decodes only the rows and columns of each crop511 JPEG
+  that its warp reads (:mod:`datasets.jpeg`), once for both crops when template and search are the same image
+  (single-frame tracks: DET, COCO). The samples are bit-identical to decoding whole images
+  (tests/test_data_pipeline.py compares them with hashes made by the code before this change).
 """
 from __future__ import annotations
 
