@@ -151,14 +151,14 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
         seen = 0
         start, start_cpu = time.perf_counter(), time.process_time()
-        iterator = iter(loader)
-        workers_start = _workers_cpu(iterator)
-        for batch in iterator:
+        inner = getattr(loader, "loader", loader)  # SharedBatchLoader wraps a DataLoader
+        workers_start = _workers_cpu(getattr(inner, "_iterator", None))
+        for batch in loader:
             seen += batch["template"].shape[0]
         rates["dataloader"].append(seen / (time.perf_counter() - start))
         rates["dataloader_main_cpu"].append(seen / max(time.process_time() - start_cpu, 1e-9))
         if workers_start is not None:
-            rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(iterator) - workers_start, 1e-9))
+            rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(inner._iterator) - workers_start, 1e-9))
     return rates
 
 

@@ -197,9 +197,10 @@ def main(args: argparse.Namespace) -> list[Configuration]:
     for config in configs:
         for _ in range(args.warmup):
             config.step()
-    for _ in range(args.rounds):
-        for config in configs:
-            config.timed(args.steps, args.batch)
+    for r in range(args.rounds):
+        rates = [config.timed(args.steps, args.batch) for config in configs]
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{c.name.strip()} {v:.2f}" for c, v in zip(configs, rates)),
+              flush=True)
     for config in configs:
         stats = summarize(config.rates)
         unit = "pairs/s" if device.type == "cuda" else "samples/s"
