@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the Cython VOT region-overlap extension (utils/region/_region_ext*.so) in place.
-# Optional: without it utils.region uses its numba implementation, which gives identical numbers.
+# Builds the Cython VOT region-overlap extension (utils/region/_region_ext*.so) and the libjpeg region decoder
+# (datasets/_jpeg_region*.so; needs libjpeg-turbo's headers, Debian/Ubuntu libjpeg-dev) in place.
+# Both optional: without them utils.region uses its numba implementation (identical numbers) and the training set
+# decodes whole JPEGs with OpenCV (identical samples, slower).
 # Usage: bash make.sh            (PYTHON=/path/to/python bash make.sh to pick the interpreter; default: the project venv)
 set -euo pipefail
 
@@ -21,3 +23,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 source test/python_env.sh  # keeps $PYTHON if set, else the project venv (created on a fresh machine)
 "$PYTHON" setup.py build_ext --inplace
 "$PYTHON" -c "import siammask.utils.region as r; print('siammask.utils.region backend:', r.BACKEND)"
+"$PYTHON" -c "import siammask.datasets.jpeg as j; print('crop511 JPEG decoding:', 'region decoder' if j.region_decoder_ok() else 'whole images (OpenCV)')"

@@ -4,6 +4,11 @@ The repository's top-level folders are the sub-packages (`models/` is `siammask.
 them, for `pip install -e .` and for a wheel alike. `bash make.sh` runs `python setup.py build_ext --inplace`.
 Without Cython or a C compiler (or with SIAMMASK_NO_EXT=1) the extension is skipped and `siammask.utils.region`
 falls back to its numba implementation.
+
+A second, optional C extension, `siammask.datasets._jpeg_region`, decodes only the rows and columns of a crop511 JPEG
+that an augmentation crop reads (libjpeg-turbo, Debian/Ubuntu package libjpeg-dev or libjpeg62-turbo-dev). It is
+built where the headers and the library are found; without it the training set decodes whole JPEGs with OpenCV
+and yields the same samples, more slowly.
 """
 import os
 from pathlib import Path
@@ -24,6 +29,7 @@ CONSOLE_SCRIPTS = {
     "siammask-serve": "serve",
 }
 REGION_PYX = Path("utils/region/_region_ext.pyx")
+JPEG_REGION_C = Path("datasets/_jpeg_region.c")
 
 
 def region_extensions() -> list:
@@ -46,6 +52,16 @@ def region_extensions() -> list:
     return cythonize([ext], language_level=3, quiet=True)
 
 
+def jpeg_extensions() -> list:
+    """The libjpeg region decoder (optional: a build failure, e.g. no jpeglib.h, only skips it)."""
+    if not JPEG_REGION_C.exists() or os.environ.get("SIAMMASK_NO_EXT"):
+        return []
+    from setuptools import Extension
+
+    return [Extension("siammask.datasets._jpeg_region", [str(JPEG_REGION_C)], libraries=["jpeg"],
+                      extra_compile_args=["-O2"], optional=True)]
+
+
 def package_layout() -> tuple[list[str], dict[str, str]]:
     """`siammask` and every package below the mapped folders, with the folder of each mapped name."""
     packages, package_dir = ["siammask"], {"siammask": "siammask"}
@@ -66,7 +82,7 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
-    ext_modules=region_extensions(),
+    ext_modules=region_extensions() + jpeg_extensions(),
     extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"],
                     "serve": ["starlette>=0.37", "uvicorn>=0.29"]},
     python_requires=">=3.10",

@@ -22,17 +22,46 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
 from siammask.utils.config import AugBranchConfig
 
+from .jpeg import EncodedImage
+
 # The original's fixed PCA colour matrix (`rgbVar`), RGB order.
 RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],
                     [1.72091413, 0.19879334, -1.82968581],
                     [4.64467907, 4.73710203, 4.88324118]], dtype=np.float32)
+
+
+#: Pixels beyond the crop box's corners that :func:`warp_source_rect` adds (bilinear reads floor(x) and floor(x) + 1).
+WARP_MARGIN = 2
+
+
+def warp_source_rect(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """The image pixels a bilinear warp of the crop box (x1, y1, x2, y2) to an output square can read.
+
+    Output pixels 0 .. size - 1 sample the source at x1 .. x2 (and y1 .. y2); each reads its pixel and the next one.
+
+    Returns:
+        columns [c0, c1) and rows [r0, r1), with :data:`WARP_MARGIN` to spare on each side (not clamped).
+    """
+    return (math.floor(x1) - WARP_MARGIN, math.floor(y1) - WARP_MARGIN, math.floor(x2) + 1 + WARP_MARGIN,
+            math.floor(y2) + 1 + WARP_MARGIN)
+
+
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random choices of one branch (:meth:`Augmentation.draw`)."""
+
+    crop: tuple[float, float, float, float]  # crop box x1, y1, x2, y2 in image pixels
+    offset: np.ndarray  # (3,) float32 BGR colour offset subtracted from every pixel
+    blur: Optional[tuple[int, float]]  # (kernel side, wx) of the cross-kernel blur, or None
+    resize: Optional[float]  # down-up resize ratio, or None
+    flip: bool  # horizontal flip
 
 
 @dataclass
@@ -74,19 +103,52 @@ class Augmentation:
             x1, y1, x2, y2 = x1 + tx, y1 + ty, x2 + tx, y2 + ty
         return x1, y1, x2, y2
 
-    def __call__(self, image: np.ndarray, box_x1y1x2y2: Sequence[float], rng: np.random.Generator,
-                 gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
-        """Augment one image.
+    def draw(self, shape: Sequence[int], rng: np.random.Generator) -> AugmentDraws:
+        """Every random choice of one branch for an image of `shape`, in the original's draw order (shift, scale,
+        colour, blur, resize, flip). None of them depends on pixels, so a sample can draw both branches (and its
+        anchor labels) before it decodes any image."""
+        crop = self.crop_box(shape, rng)
+        offset = (RGB_VAR @ rng.standard_normal(3).astype(np.float32))[::-1]  # RGB -> BGR
+        blur = None
+        if self.cfg.blur and self.cfg.blur > rng.random():
+            blur = _draw_blur(rng)
+        ratio = max(math.sqrt(rng.random()), 0.2) if self.cfg.resize else None
+        flip = bool(self.cfg.flip and self.cfg.flip > rng.random())
+        return AugmentDraws(crop, offset, blur, ratio, flip)
+
+    def __call__(self, image: Union[np.ndarray, EncodedImage], box_x1y1x2y2: Sequence[float],
+                 rng: np.random.Generator, gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
+        """Augment one image: :meth:`draw` then :meth:`apply`.
 
         Args:
-            image: (H, W, 3) BGR uint8 crop511 image.
+            image: (H, W, 3) BGR uint8 crop511 image, or an :class:`~datasets.jpeg.EncodedImage` of which only the
+                rows and columns the warp reads are decoded (same result).
             box_x1y1x2y2: target box in `image` pixels.
             rng: the sample's random generator (draw order: shift, scale, colour, blur, resize, flip).
             gray: convert to grey (decided once per pair).
             mask: optional (H, W) uint8 object mask (0 / 255), warped with the image.
         """
+        return self.apply(image, box_x1y1x2y2, self.draw(image.shape, rng), gray=gray, mask=mask)
+
+    def target_box(self, box_x1y1x2y2: Sequence[float], draws: AugmentDraws) -> np.ndarray:
+        """(4,) float64 x1, y1, x2, y2 of the target in the output (what :meth:`apply` returns as ``box``)."""
         size = self.size
-        x1, y1, x2, y2 = self.crop_box(image.shape, rng)
+        x1, y1, x2, y2 = draws.crop
+        a = (size - 1) / (x2 - x1)
+        b = (size - 1) / (y2 - y1)
+        bx1, by1, bx2, by2 = (float(v) for v in box_x1y1x2y2)
+        box = np.array([(bx1 - x1) * a, (by1 - y1) * b, (bx2 - x1) * a, (by2 - y1) * b], dtype=np.float64)
+        if draws.flip:
+            box = np.array([size - 1 - box[2], box[1], size - 1 - box[0], box[3]], dtype=np.float64)
+        return box
+
+    def apply(self, image: Union[np.ndarray, EncodedImage], box_x1y1x2y2: Sequence[float], draws: AugmentDraws,
+              gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
+        """The pixel work of one branch with the choices `draws` (see :meth:`__call__` for the arguments)."""
+        size = self.size
+        x1, y1, x2, y2 = draws.crop
+        if not isinstance(image, np.ndarray):
+            image = image.decode(*warp_source_rect(x1, y1, x2, y2))
         a = (size - 1) / (x2 - x1)
         b = (size - 1) / (y2 - y1)
         mapping = np.array([[a, 0.0, -a * x1], [0.0, b, -b * y1]], dtype=np.float64)
@@ -95,43 +157,49 @@ class Augmentation:
         if mask is not None:
             mask = cv2.warpAffine(mask, mapping, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        bx1, by1, bx2, by2 = (float(v) for v in box_x1y1x2y2)
-        box = np.array([(bx1 - x1) * a, (by1 - y1) * b, (bx2 - x1) * a, (by2 - y1) * b], dtype=np.float64)
-
         if gray:
             planes: Sequence[np.ndarray] = (cv2.cvtColor(warped, cv2.COLOR_BGR2GRAY),) * 3
         else:
             planes = cv2.split(warped)
-        offset = (RGB_VAR @ rng.standard_normal(3).astype(np.float32))[::-1]  # RGB -> BGR
+        offset = draws.offset
         out = np.empty((3, size, size), dtype=np.float32)
         for c in range(3):
             np.subtract(planes[c], offset[c], out=out[c], dtype=np.float32)
-
-        if self.cfg.blur and self.cfg.blur > rng.random():
-            _motion_blur(out, rng)
-        if self.cfg.resize:
-            ratio = max(math.sqrt(rng.random()), 0.2)
-            small = (int(round(ratio * size)), int(round(ratio * size)))
+        if draws.blur is not None:
+            _apply_blur(out, *draws.blur)
+        if draws.resize is not None:
+            small = (int(round(draws.resize * size)), int(round(draws.resize * size)))
             for c in range(3):
                 out[c] = cv2.resize(cv2.resize(out[c], small), (size, size))
-        if self.cfg.flip and self.cfg.flip > rng.random():
+        if draws.flip:
             out = np.ascontiguousarray(out[:, :, ::-1])
             if mask is not None:
                 mask = np.ascontiguousarray(mask[:, ::-1])
-            box = np.array([size - 1 - box[2], box[1], size - 1 - box[0], box[3]], dtype=np.float64)
-        return AugmentedCrop(out, box, mask)
+        return AugmentedCrop(out, self.target_box(box_x1y1x2y2, draws), mask)
 
 
-def _motion_blur(planes: np.ndarray, rng: np.random.Generator) -> None:
-    """The original's random cross-kernel blur, in place on (C, H, W) float32 planes (may draw no kernel)."""
+def _draw_blur(rng: np.random.Generator) -> Optional[tuple[int, float]]:
+    """The blur's draws: (kernel side, wx), or None when it draws no kernel or the 1x1 identity."""
     side = int(np.round(rng.standard_normal())) * 2 + 1
     if side < 0 or rng.random() < 0.5:
-        return
+        return None
     side = min(side, 45)
     wx = rng.random()
     if side == 1:  # the 1x1 kernel wx + (1 - wx) = 1 is the identity
-        return
+        return None
+    return side, wx
+
+
+def _apply_blur(planes: np.ndarray, side: int, wx: float) -> None:
+    """The cross kernel (wx on the centre column, 1 - wx on the centre row) in place on (C, H, W) float32 planes."""
     for c in range(planes.shape[0]):
         vertical = cv2.blur(planes[c], (1, side), borderType=cv2.BORDER_REFLECT_101)
         horizontal = cv2.blur(planes[c], (side, 1), borderType=cv2.BORDER_REFLECT_101)
         cv2.addWeighted(vertical, wx, horizontal, 1.0 - wx, 0.0, dst=planes[c])
+
+
+def _motion_blur(planes: np.ndarray, rng: np.random.Generator) -> None:
+    """The original's random cross-kernel blur, in place on (C, H, W) float32 planes (may draw no kernel)."""
+    blur = _draw_blur(rng)
+    if blur is not None:
+        _apply_blur(planes, *blur)

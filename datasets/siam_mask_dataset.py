@@ -24,7 +24,12 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
 * speed: on first use in a process (main or DataLoader worker) the dataset, on Linux/glibc, raises malloc's mmap
   and trim thresholds (8 MB / 64 MB) so that the few large per-sample buffers (decoded 511 images, float crops) are
   recycled instead of being mapped and page-faulted afresh for every sample, which cost about as much as decoding
-  the JPEGs (`tune_malloc=False` turns it off).
+  the JPEGs (`tune_malloc=False` turns it off);
+* speed: a sample makes all its random draws first (template and search augmentation, anchor subsampling: none
+  depends on pixels, and the order is the original's), then decodes only the rows and columns of each crop511 JPEG
+  that its warp reads (:mod:`datasets.jpeg`), once for both crops when template and search are the same image
+  (single-frame tracks: DET, COCO). The samples are bit-identical to decoding whole images
+  (tests/test_data_pipeline.py compares them with hashes made by the code before this change).
 """
 from __future__ import annotations
 
@@ -42,16 +47,18 @@ import numpy as np
 import torch.utils.data
 
 from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
-from ..utils.io import read_image as read_image_strict
 from .anchor_target import AnchorTarget
-from .augmentation import Augmentation
+from .augmentation import Augmentation, warp_source_rect
 from .crop import target_box_in_crop
 from .errors import DataError
+from .jpeg import EncodedImage, decode_bytes, read_bytes
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
+#: uint8 warped mask -> float32 label: +1 above 127, else -1 (the original's ``(mask > 0.5) * 2 - 1`` on 0..255)
+_MASK_LABEL_LUT = np.where(np.arange(256) > 127, 1, -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,13 @@ class SamplePlan:
 
 
 def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Read and decode an image strictly (:func:`siammask.utils.io.read_image`), failing loudly.
+    """Read and decode an image strictly (:func:`siammask.utils.images.decode_image`), failing loudly.
 
     Raises:
         DataError: the file is missing or empty, is damaged (a JPEG cut short, or with corrupt data) or does not
             decode.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: image listed in the annotation json is missing")
-    return read_image_strict(path, flags, error=DataError)
+    return decode_bytes(path, read_bytes(path), flags)
 
 
 class SiamMaskDataset(torch.utils.data.Dataset):
@@ -195,20 +200,31 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         rng = self._rng(epoch, index)
         plan = self._plan(epoch, index, rng)
         cfg = self.cfg
-        template_image = read_image(plan.template.image_path)
-        search_image = read_image(plan.search.image_path)
+        template_image = EncodedImage.read(plan.template.image_path, "template")
+        shared = plan.search.image_path == plan.template.image_path  # single-frame tracks (det, coco)
+        search_image = template_image if shared else EncodedImage.read(plan.search.image_path, "search")
         with_mask = self.subsets[plan.dataset].has_mask and not plan.negative
         mask = None
         if with_mask:
             mask = cv2.compare(read_image(plan.search.mask_path, cv2.IMREAD_GRAYSCALE), 0, cv2.CMP_GT)
         template_box = target_box_in_crop(plan.template.size_wh, template_image.shape, cfg.template_size)
         search_box = target_box_in_crop(plan.search.size_wh, search_image.shape, cfg.template_size)
-        template = self.template_aug(template_image, template_box, rng, gray=plan.gray)
-        search = self.search_aug(search_image, search_box, rng, gray=plan.gray, mask=mask)
-        targets = self.anchor_target(search.box, plan.negative, rng)
+        # every random draw first (none depends on pixels), in the original's order: template, search, anchors
+        template_draws = self.template_aug.draw(template_image.shape, rng)
+        search_draws = self.search_aug.draw(search_image.shape, rng)
+        targets = self.anchor_target(self.search_aug.target_box(search_box, search_draws), plan.negative, rng)
+        template_pixels: Union[np.ndarray, EncodedImage] = template_image
+        search_pixels: Union[np.ndarray, EncodedImage] = search_image
+        if shared:  # one decode of the rows and columns both crops read
+            t = warp_source_rect(*template_draws.crop)
+            u = warp_source_rect(*search_draws.crop)
+            template_pixels = search_pixels = template_image.decode(
+                min(t[0], u[0]), min(t[1], u[1]), max(t[2], u[2]), max(t[3], u[3]))
+        template = self.template_aug.apply(template_pixels, template_box, template_draws, gray=plan.gray)
+        search = self.search_aug.apply(search_pixels, search_box, search_draws, gray=plan.gray, mask=mask)
         size = cfg.size
         if search.mask is not None:
-            label_mask = np.where(search.mask > 127, np.float32(1), np.float32(-1))[None]
+            label_mask = cv2.LUT(search.mask, _MASK_LABEL_LUT)[None]
             mask_weight = (targets.label_cls.max(axis=0) == 1).astype(np.float32)[None]
         else:
             label_mask = np.full((1, cfg.search_size, cfg.search_size), -1, dtype=np.float32)
@@ -267,10 +283,11 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             tune_malloc()
 
 
-def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -> bool:
+def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20, heap_only: bool = False) -> bool:
     """Keep glibc from mmapping (and page-faulting) every buffer above 128 KB afresh: serve allocations below
-    `mmap_threshold` from the heap and keep up to `trim_threshold` of freed heap. Returns False where unsupported
-    (not Linux, not glibc)."""
+    `mmap_threshold` from the heap and keep up to `trim_threshold` of freed heap. `heap_only` serves every size from
+    the heap (no mmap at all), for a training process whose large tensors (activations, batches) come and go every
+    step. Returns False where unsupported (not Linux, not glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -278,8 +295,12 @@ def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20) -
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, trim_threshold))
+    m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4  # <malloc.h>
+    ok = bool(mallopt(m_mmap_threshold, min(mmap_threshold, 32 << 20))) and bool(mallopt(m_trim_threshold,
+                                                                                        trim_threshold))
+    if heap_only:
+        ok = bool(mallopt(m_mmap_max, 0)) and ok
+    return ok
 
 
 def build_train_dataset(cfg: Union[Config, DatasetsConfig], data_root: str = "data",

@@ -18,8 +18,8 @@ from ..models import compute_losses
 from ..utils.config import ClipConfig
 from ..utils.runtime import Runtime
 from .errors import TrainingError
-from .invalid_loss import InvalidSteps, is_valid_loss
-from .optim import clip_gradients
+from .invalid_loss import MAX_VALID_LOSS, InvalidSteps
+from .optim import clip_gradients_
 from .progress import LOSS_LOGS, EpochPlan, EpochStats, ProgressLogger
 
 
@@ -46,6 +46,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
                     default_clip: float, invalid: InvalidSteps) -> EpochStats:
     """The iterations of `plan`: forward, named losses, backward, clip, SGD step (skipped, loudly, on a bad loss).
 
+    Each step reads its figures back once (one host sync: the loss terms, the invalid-loss flag and the gradient
+    norm in one tensor); a non-finite or too large loss is always seen, logged and counted.
+
     Args:
         loss_weights: the config's ``loss.weight`` (cls, loc, mask) for :func:`compute_losses`.
         clip, default_clip: the config's ``clip`` block and ``--clip`` for limits it leaves unset.
@@ -66,11 +69,13 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
         scaler.unscale_(optimizer)
-        grad_norm = clip_gradients(model, clip, default_clip)
-        bad = 0.0 if is_valid_loss(float(losses["total"].detach())) else 1.0
-        values = torch.stack([losses[k].detach().float().reshape(()) for k in keys]
-                             + [torch.tensor(bad, device=losses["total"].device)])
-        values = reduce_mean(values, runtime).tolist()
+        norm = clip_gradients_(model, clip, default_clip)
+        total = losses["total"].detach().float()
+        bad = (~(torch.isfinite(total) & (total <= MAX_VALID_LOSS))).float()  # is_valid_loss, on the device
+        values = torch.stack([losses[k].detach().float().reshape(()) for k in keys] + [bad.reshape(())])
+        values = reduce_mean(values, runtime)
+        # the step's one host sync: loss terms, the invalid flag (averaged over processes) and this rank's norm
+        *values, grad_norm = torch.cat([values, norm.detach().float().reshape(1).to(values.device)]).tolist()
         valid = values[-1] == 0  # any process saw an invalid loss: all skip, so the replicas stay equal
         invalid.record(valid)
         if valid:

@@ -1,14 +1,16 @@
 """The training loader of one epoch: a DistributedSampler (also for one process, so 1 and N processes take the same
 order) whose ``set_epoch`` is called every epoch, per-rank batches, the last partial batch dropped, and the first
-batches skipped when a run resumes inside an epoch.
+batches skipped when a run resumes inside an epoch. Worker batches come through reused shared-memory buffers
+(:class:`~datasets.shared_batches.SharedBatchLoader`: the same batches, without faulting in fresh memory for each).
 """
 from __future__ import annotations
 
 from typing import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from ..datasets.shared_batches import SharedBatchLoader
 from ..utils.runtime import Runtime, worker_init_fn
 
 
@@ -33,7 +35,7 @@ def steps_per_epoch(dataset_len: int, batch: int, world_size: int) -> int:
 
 
 def build_train_loader(dataset: Dataset, batch: int, workers: int, runtime: Runtime, epoch: int, seed: int,
-                       skip_batches: int = 0) -> DataLoader:
+                       skip_batches: int = 0) -> SharedBatchLoader:
     """The loader of one epoch: rank `r` of `w` takes samples r, r+w, r+2w, ... of the epoch, in batches of `batch`.
 
     The dataset is deterministic per (seed, epoch, index) and its ``set_epoch`` is called here, so the sample order is
@@ -49,6 +51,6 @@ def build_train_loader(dataset: Dataset, batch: int, workers: int, runtime: Runt
         sampler = _SkipSampler(sampler, skip_batches * batch)
     generator = torch.Generator()
     generator.manual_seed(seed * 1000 + epoch * 100 + runtime.rank)
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True,
-                      pin_memory=runtime.device.type == "cuda", worker_init_fn=worker_init_fn if workers else None,
-                      generator=generator)
+    return SharedBatchLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True,
+                             pin_memory=runtime.device.type == "cuda",
+                             worker_init_fn=worker_init_fn if workers else None, generator=generator)
