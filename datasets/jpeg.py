@@ -24,7 +24,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..utils.images import ImageDecodeError, check_structure, decode_image
+from ..utils.images import ImageDecodeError, check_structure, decode_image, is_jpeg
 from .errors import DataError
 
 try:
@@ -138,7 +138,7 @@ class EncodedImage:
         self.path, self.data, self.slot = path, data, slot
         self._image: Optional[np.ndarray] = None
         self._size: Optional[tuple[int, int]] = None
-        if region_decoder_ok() and data[:2].tobytes() == _JPEG_SOI:
+        if region_decoder_ok() and is_jpeg(data):
             try:
                 width, height, components = _jpeg_region.header(data)
             except ValueError:
