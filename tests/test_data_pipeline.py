@@ -135,14 +135,27 @@ def test_truncated_and_missing_files_name_the_file(tmp_path: Path) -> None:
     ok, data = cv2.imencode(".jpg", _photo_like(0, (64, 64)))
     path = tmp_path / "cut.jpg"
     path.write_bytes(data.tobytes()[:-200])
-    with pytest.raises(jpeg.DataError, match="cut.jpg: corrupt JPEG"):
+    with pytest.raises(jpeg.DataError, match="cut.jpg: damaged JPEG: cut short"):
         jpeg.EncodedImage.read(str(path))
     with pytest.raises(jpeg.DataError, match="nothere.jpg: image listed"):
         jpeg.EncodedImage.read(str(tmp_path / "nothere.jpg"))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8" + b"\x00" * 100 + b"\xff\xd9")
-    with pytest.raises(jpeg.DataError, match="bad.jpg: corrupt image"):
+    with pytest.raises(jpeg.DataError, match="bad.jpg: damaged JPEG"):
         jpeg.EncodedImage.read(str(bad)).decode(0, 0, 10, 10)
+
+
+def test_corrupt_data_inside_the_decoded_rectangle_names_the_file(tmp_path: Path) -> None:
+    """Stray restart markers in the entropy data (end marker intact): the region decoder meets libjpeg's warning
+    and the strict full decode names the file (cv2.imdecode would return a picture)."""
+    ok, data = cv2.imencode(".jpg", _photo_like(1, (511, 511)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    raw = bytearray(data.tobytes())
+    raw[len(raw) // 2:len(raw) // 2 + 16] = b"\xff\xd5" * 8
+    assert cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR) is not None
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(jpeg.DataError, match="corrupt.jpg: damaged JPEG: Corrupt JPEG data"):
+        jpeg.EncodedImage.read(str(path)).decode(0, 0, 511, 511)
 
 
 def test_shared_batch_loader_gives_the_default_batches(data_root: str) -> None:
