@@ -108,11 +108,7 @@ def _track_videos(args: argparse.Namespace, spec: Any, videos: list[Any], out_ro
     bar.close()
     mean_speed = float(np.mean(speeds)) if speeds else 0.0
     print(f"Mean Speed: {mean_speed:.2f} FPS")
-    if reader.bad:
-        print(f"Skipped {len(reader.bad)} damaged frame{'s' if len(reader.bad) > 1 else ''} (the last good frame "
-              f"was tracked again):")
-        for line in reader.bad:
-            print(f"  {line}")
+    reader.report()
     logger.info("results in %s", os.path.join(out_root, name))
     return {"tracker_name": name, "result_dir": out_root, "videos": per_video, "mean_speed": mean_speed,
             "bad_frames": list(reader.bad)}

@@ -187,11 +187,7 @@ def _track_videos(args: argparse.Namespace, videos: list[Any], out_root: str, na
     mean_speed = float(np.mean(speeds)) if speeds else 0.0
     print(f"Total Lost: {total_lost:d}")
     print(f"Mean Speed: {mean_speed:.2f} FPS")
-    if reader.bad:
-        print(f"Skipped {len(reader.bad)} damaged frame{'s' if len(reader.bad) > 1 else ''} (the last good frame "
-              f"was tracked again):")
-        for line in reader.bad:
-            print(f"  {line}")
+    reader.report()
     logger.info("results in %s", os.path.join(out_root, name))
     return {"tracker_name": name, "result_dir": out_root, "videos": per_video, "total_lost": total_lost,
             "mean_speed": mean_speed, "bad_frames": list(reader.bad)}

@@ -36,7 +36,7 @@ from siammask.tools.test import ToolError
 from siammask.tracker import SiamMaskTracker, build_tracker, run_vot_sequence, vot_result_path, write_vot_result
 from siammask.tracker.frames import check_frames_exist, read_frame
 from siammask.utils.errors import SiamMaskError, one_line, run_tool, tool_cli
-from siammask.utils.io import ensure_output_dir
+from siammask.utils.io import ensure_output_dir, pid_alive
 from siammask.utils.runtime import DEVICE_CHOICES
 
 LOCK_SUFFIX = ".lock"
@@ -122,16 +122,6 @@ def combinations(args: argparse.Namespace) -> list[dict[str, Any]]:
                                                        args.search_region)]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim(result_path: str) -> bool:
     """Claim a job: False when its result exists or another live process holds its lock; else take the lock.
 
@@ -152,7 +142,7 @@ def claim(result_path: str) -> bool:
                     owner_pid, owner_host = f.read().split()[:2]
             except (OSError, ValueError):
                 return False  # being written right now, or foreign: leave it
-            if owner_host != host or _pid_alive(int(owner_pid)):
+            if owner_host != host or pid_alive(int(owner_pid)):
                 return False
             try:
                 os.remove(lock)  # stale: its owner died

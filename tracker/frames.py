@@ -71,6 +71,14 @@ class FrameReader:
         self._last = frame
         return frame
 
+    def report(self) -> None:
+        """Print the damaged frames met (nothing when there were none)."""
+        if self.bad:
+            print(f"Skipped {len(self.bad)} damaged frame{'s' if len(self.bad) > 1 else ''} (the last good frame "
+                  f"was tracked again):")
+            for line in self.bad:
+                print(f"  {line}")
+
     def reset(self) -> None:
         """Forget the last good frame (call between sequences: a sequence never repeats another's frame)."""
         self._last = None

@@ -229,7 +229,7 @@ class OutputLock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
                 pid, host = self._owner()
-                if pid and host == socket.gethostname() and not _pid_alive(pid):
+                if pid and host == socket.gethostname() and not pid_alive(pid):
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(self.path)  # a killed run's lock
                     continue
@@ -258,7 +258,8 @@ class OutputLock:
         self.release()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host (signal 0 probe)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
