@@ -25,8 +25,11 @@ EXPECTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 def _start(argv: list[str], tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the tool the default disposition, as a terminal would
     return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _signal_when(proc: subprocess.Popen, ready: Callable[[], bool], sig: signal.Signals,
