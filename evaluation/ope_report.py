@@ -26,6 +26,7 @@ from .ope import (
     SUCCESS_THRESHOLDS,
     OPETrackerResult,
 )
+from .report import red_marker
 
 __all__ = ["sort_by_auc", "format_ope_table", "format_ope_video_table", "format_ope_attribute_table", "ope_to_json",
            "write_ope_json", "plot_paths", "plot_success_precision"]
@@ -52,14 +53,7 @@ def format_ope_table(results: Mapping[str, OPETrackerResult]) -> str:
 def format_ope_video_table(results: Mapping[str, OPETrackerResult], threshold: float = 0.6,
                            color: bool = False) -> str:
     """pysot's per-video table: per tracker the mean of the video's success curve and of its precision curve."""
-    if color:
-        from colorama import Fore, Style
-
-        def mark(text: str) -> str:
-            return f"{Fore.RED}{text}{Style.RESET_ALL}"
-    else:
-        def mark(text: str) -> str:
-            return text
+    mark = red_marker(color)
     header1 = f"|{'Tracker name':^21}|" + "".join(f"{name:^21}|" for name in results)
     header2 = f"|{'Video name':^21}|" + "".join(f"{'success':^9}|{'precision':^11}|" for _ in results)
     bar = "-" * len(header1)

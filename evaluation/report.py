@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +43,18 @@ def format_summary_table(evals: Mapping[str, TrackerEvaluation]) -> str:
     return "\n".join(lines)
 
 
+def red_marker(color: bool) -> Callable[[str], str]:
+    """A function that paints a table cell red (colorama) when `color`, else leaves it as it is."""
+    if not color:
+        return lambda text: text
+    from colorama import Fore, Style
+
+    return lambda text: f"{Fore.RED}{text}{Style.RESET_ALL}"
+
+
 def format_video_table(evals: Mapping[str, TrackerEvaluation], threshold: float = 0.5, color: bool = False) -> str:
     """pysot's per-video table: accuracy and mean lost number of each tracker (red: Acc < threshold or LN > 0)."""
-    if color:
-        from colorama import Fore, Style
-
-        def mark(text: str) -> str:
-            return f"{Fore.RED}{text}{Style.RESET_ALL}"
-    else:
-        def mark(text: str) -> str:
-            return text
+    mark = red_marker(color)
     header1 = f"|{'Tracker name':^14}|" + "".join(f"{name:^17}|" for name in evals)
     header2 = f"|{'Video name':^14}|" + "".join(f"{'Acc':^8}|{'LN':^8}|" for _ in evals)
     bar = "-" * len(header1)
