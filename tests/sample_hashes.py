@@ -8,8 +8,12 @@ on PYTHONPATH)::
     git archive c157bbe | tar -x -C /tmp/orig
     PYTHONPATH=/tmp/orig python tests/sample_hashes.py tests/data/sample_hashes.json
 
-It records the numpy and OpenCV versions: the synthetic images are JPEG-encoded and -decoded by OpenCV, so another
-OpenCV (libjpeg-turbo) build can change the pixels; tests/test_data_pipeline.py skips the comparison then.
+(The AVX2 reference on an AMD EPYC, the AVX-512 one on an Intel Xeon, both from c157bbe.)
+
+It records the numpy and OpenCV versions and the CPU's SIMD level: the synthetic images are JPEG-encoded and
+-decoded by OpenCV, so another OpenCV (libjpeg-turbo) build can change the pixels, and OpenCV's warps round
+differently on AVX-512 than on AVX2. The file holds one reference per such combination (each run adds its own);
+tests/test_data_pipeline.py skips the comparison where none matches.
 """
 from __future__ import annotations
 
@@ -64,16 +68,33 @@ def sample_hashes(data_root: str) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def cpu_simd() -> str:
+    """The widest SIMD level OpenCV dispatches to on this CPU: its warps and resizes round differently with
+    AVX-512 than with AVX2, so sample hashes are only comparable on the same level."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags):
+        return "avx512"
+    return "avx2" if "avx2" in flags else "other"
+
+
 def versions() -> dict[str, str]:
-    return {"numpy": np.__version__, "opencv": cv2.__version__}
+    return {"numpy": np.__version__, "opencv": cv2.__version__, "simd": cpu_simd()}
 
 
 def main(path: str) -> None:
+    """Adds (or replaces) the reference of this machine's versions in the file at ``path``."""
     with tempfile.TemporaryDirectory() as tmp:
         hashes = sample_hashes(make_data(tmp))
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"versions": versions(), "cases": hashes}, f, indent=0, sort_keys=True)
+    refs = json.load(open(path, encoding="utf-8"))["references"] if os.path.exists(path) else []
+    refs = [r for r in refs if r["versions"] != versions()] + [{"versions": versions(), "cases": hashes}]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"references": refs}, f, indent=0, sort_keys=True)
         f.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
