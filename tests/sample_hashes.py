@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -89,7 +90,7 @@ def main(path: str) -> None:
     """Adds (or replaces) the reference of this machine's versions in the file at ``path``."""
     with tempfile.TemporaryDirectory() as tmp:
         hashes = sample_hashes(make_data(tmp))
-    refs = json.load(open(path, encoding="utf-8"))["references"] if os.path.exists(path) else []
+    refs = json.loads(Path(path).read_text(encoding="utf-8"))["references"] if os.path.exists(path) else []
     refs = [r for r in refs if r["versions"] != versions()] + [{"versions": versions(), "cases": hashes}]
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump({"references": refs}, f, indent=0, sort_keys=True)

@@ -33,6 +33,14 @@ def reference_state_dict() -> dict[str, torch.Tensor]:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
+def base_model() -> SiamMaskBase:
+    """The base model with the reference weights, at epoch 0 of 20 (backbone frozen)."""
+    model = SiamMaskBase()
+    model.load_state_dict({k: v for k, v in reference_state_dict().items() if not k.startswith("refine_model.")})
+    model.set_epoch(0, 20)
+    return model
+
+
 @pytest.fixture(scope="module")
 def sharp() -> SiamMaskSharp:
     model = SiamMaskSharp()
@@ -125,10 +133,7 @@ def test_intended_iou_on_synthetic_predictions(ref_losses: dict) -> None:
 
 def test_base_training_step(ref_losses: dict) -> None:
     """Epoch-0 base training forward/backward: losses, IoU, gradient norms and BatchNorm buffers."""
-    model = SiamMaskBase()
-    model.load_state_dict({k: v for k, v in reference_state_dict().items() if not k.startswith("refine_model.")})
-    model.set_epoch(0, 20)
-    model.train()
+    model = base_model().train()
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ref_losses["trainable_names"].tolist()
     bn_names = ref_losses["bn_train_mode"].tolist()
     assert [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and m.training] == bn_names
@@ -154,10 +159,7 @@ def test_base_training_step(ref_losses: dict) -> None:
     # Gradients and BatchNorm buffers are checked on a float64 run of the same model and batch: float32 conv
     # backward kernels differ by CPU (oneDNN on AVX2 vs AVX-512 gave 3.7e-4 relative on the 1024-channel adjust
     # conv), while float64 agrees with the original's float32 reference to <= 4e-5 on every parameter.
-    model = SiamMaskBase()
-    model.load_state_dict({k: v for k, v in reference_state_dict().items() if not k.startswith("refine_model.")})
-    model.set_epoch(0, 20)
-    model.train().double()
+    model = base_model().train().double()
     batch64 = {k: (v.double() if v.is_floating_point() else v) for k, v in batch.items()}
     losses = compute_losses(model(batch64), batch64, (1.0, 1.2, 36.0))
     assert losses["total"].item() == pytest.approx(float(ref_losses["total_w_1_1p2_36"]), rel=1e-5)
