@@ -24,6 +24,10 @@ Steps (every step uses the project's own tools, as a user would):
    and an untrained tracker, re-initialised on the ground truth after every failure, is mostly measured on the few
    frames right after an initialisation.)
 
+4. with ``--fast-eao`` (default) the trained model is also tracked with ``tools/test.py --fast`` (bf16 on the CPU,
+   fp16 on a GPU) and the EAO difference to the exact mode is printed (``--fast`` on a CPU without native bf16 runs
+   the exact network: the difference is then 0 by construction).
+
 Recipe notes: without ImageNet weights and with minutes of CPU, learning is limited; the bench uses a log lr
 0.01 -> 0.0025 without warm-up, 255-pixel searches (the tracker's size) and fp32 (``--amp`` for bf16/fp16; on CPUs
 without bf16 matrix units bf16 convolutions at 255 px are slower than fp32). The tools' own defaults are unchanged.
@@ -65,6 +69,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vot-videos", type=int, default=4, help="videos of the scoring set (default 4)")
     parser.add_argument("--vot-frames", type=int, default=120, help="frames per scoring video (>= 100, default 120)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fast-eao", action=argparse.BooleanOptionalAction, default=True,
+                        help="also track with the trained model in tools/test.py --fast and print its EAO minus "
+                        "the exact mode's (default on)")
     return parser
 
 
@@ -118,10 +125,11 @@ def train(args: argparse.Namespace, config: Path, work: Path) -> Path:
     return save / "checkpoint_latest.pth"
 
 
-def score(args: argparse.Namespace, config: Path, weights: Path, name: str, work: Path) -> None:
+def score(args: argparse.Namespace, config: Path, weights: Path, name: str, work: Path,
+          extra: tuple[str, ...] = ()) -> None:
     cmd = ["tools/test.py", "--config", str(config), "--resume", str(weights), "--mask", "--dataset", "VOT2018",
            "--data-root", str(work / "vot"), "--result-dir", str(work / "results"), "--tracker-name", name,
-           "--device", args.device] + (["--amp"] if args.amp else [])
+           "--device", args.device] + (["--amp"] if args.amp else []) + list(extra)
     t0 = time.perf_counter()
     run(cmd, work / f"test_{name}.log", echo="Video:")
     print(f"  tracked with the {name} model in {time.perf_counter() - t0:.0f}s", flush=True)
@@ -154,14 +162,23 @@ def main(args: argparse.Namespace) -> int:
 
     for name, weights in (("untrained", untrained), ("trained", trained)):
         score(args, config, weights, name, work)
+    names = ["untrained", "trained"]
+    if args.fast_eao and not args.amp:
+        score(args, config, trained, "trained-fast", work, ("--fast",))
+        names.append("trained-fast")
     run(["tools/eval.py", "--dataset", "VOT2018", "--data-root", str(work / "vot"), "--result_dir",
          str(work / "results" / "VOT2018"), "--json", str(work / "eval.json")], work / "eval.log")
     evals = json.loads((work / "eval.json").read_text())
     print(f"\n{'model':<10}{'EAO':>8}{'accuracy':>10}{'robustness':>12}{'lost':>8}")
-    for name in ("untrained", "trained"):
+    for name in names:
         row = [evals[name][key] for key in ("eao", "accuracy", "robustness", "lost")]
         cells = [("n/a" if v is None else f"{v:.4f}").rjust(w) for v, w in zip(row, (8, 10, 12, 8), strict=True)]
         print(f"{name:<10}" + "".join(cells))
+    if "trained-fast" in evals and evals["trained"]["eao"] is not None and evals["trained-fast"]["eao"] is not None:
+        delta = evals["trained-fast"]["eao"] - evals["trained"]["eao"]
+        print(f"\n--fast vs exact, trained model: EAO {delta:+.4f}, accuracy "
+              f"{evals['trained-fast']['accuracy'] - evals['trained']['accuracy']:+.4f}, lost "
+              f"{evals['trained-fast']['lost'] - evals['trained']['lost']:+.0f}")
     after, before = evals["trained"], evals["untrained"]
     eao_after = math.nan if after["eao"] is None else after["eao"]
     eao_before = math.nan if before["eao"] is None else before["eao"]

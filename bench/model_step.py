@@ -7,6 +7,19 @@ positives per sample). Stages: ``frozen`` (epoch 0: adjust layer, rpn and mask h
 (epoch >= half: ResNet layer2 + layer3 train too). Precisions: ``fp32``, ``bf16`` autocast, and on CUDA ``fp16``
 autocast with a GradScaler.
 
+Besides this project's step, ``original-work`` (fp32, on by default; ``--no-original-work`` drops it) times the
+original SiamMask's work for the same step on this project's modules: the full 3969-channel mask head over all 625
+positions of each sample before picking the positive ones, the label mask unfolded into all 625 windows of 127x127
+before picking, ``F.soft_margin_loss``, autograd's own backward of the depth-wise correlation, the eager trunk with
+its BatchNorms unfolded, SGD and gradient clipping without ``foreach`` (the original's torch had none) and a
+``.item()`` of every loss term and metric each step (its meters). It is the in-run stand-in for the original (the
+same arithmetic as the original's step; the original's own code is not run here), and each configuration's
+speed-up over it is the median of per-round ratios, so both figures of a ratio come from one run.
+
+This project's configurations run as the training tool runs them: channels_last for bf16 / fp16 (``--channels-last
+auto``), and in the frozen fp32 stage on the CPU the trunk as a TorchScript inference graph
+(:mod:`training.frozen_trunk`, ``--no-trunk-graph`` runs it eagerly).
+
 Every configuration (stage x precision x layout) is built in this one process and timed in interleaved rounds
 (round r times `--steps` steps of each configuration in turn), so that load from other processes falls on all of
 them alike; the median and spread of the rounds are printed, never the best round. The header gives the machine,
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import resource
 import time
 from typing import Any, Callable
@@ -33,9 +47,6 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 STAGE_EPOCH = {"frozen": 0, "unfrozen": 10}
 EPOCHS = 20
 LOSS_WEIGHTS = (1.0, 1.2, 36.0)  # the original base config
-#: The original SiamMask's training step on this machine type (2 cores, 2 threads, batch 8, fp32), measured side by
-#: side with this project on 2026-11-30 (project issue 13); quoted, not measured by this script.
-ORIGINAL = {"frozen": 3.63, "unfrozen": 1.85}
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -53,8 +64,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--precision", nargs="+", choices=["fp32", *AMP_DTYPES], default=["fp32", "bf16"],
                         help="fp32 and/or autocast bf16 / fp16 (fp16 on CUDA only; default fp32 bf16)")
     parser.add_argument("--amp", action="store_true", help="same as --precision bf16")
-    parser.add_argument("--channels-last", choices=["off", "on", "both"], default="off",
-                        help="model and images in channels_last layout (default off)")
+    parser.add_argument("--channels-last", choices=["auto", "off", "on", "both"], default="auto",
+                        help="model and images in channels_last layout (default auto: as the training tool, on "
+                        "for bf16 / fp16, off for fp32)")
+    parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True,
+                        help="fp32 on the CPU: the frozen trunk as a TorchScript inference graph, as the training "
+                        "tool (training/frozen_trunk.py; only the frozen stage uses it)")
+    parser.add_argument("--no-original-work", action="store_true",
+                        help="do not time the original's work (full mask head, no foreach, per-term .item())")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count and the peak measurements")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and batch (default 0)")
     return parser
@@ -105,15 +122,22 @@ def conv_peak_gflops(dtype: torch.dtype, device: torch.device) -> float:
     return conv_flop_count(list(x.shape), list(w.shape), [8, 256, 29, 29]) / seconds / 1e9
 
 
+def _unfolded_conv_bn(conv: torch.nn.Module, bn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))`` always (the original's arithmetic; this project folds eval-mode BNs while training)."""
+    return bn(conv(x))
+
+
 class Configuration:
     """One model + optimizer + batch of a (stage, precision, layout) and its training step."""
 
     def __init__(self, args: argparse.Namespace, stage: str, precision: str, channels_last: bool,
-                 device: torch.device) -> None:
+                 device: torch.device, original_work: bool = False) -> None:
         from siammask.datasets.fake_batch import synthetic_batch
         from siammask.models import SiamMaskBase
+        from siammask.training.frozen_trunk import FrozenTrunkRunner
 
         self.stage, self.precision, self.channels_last, self.device = stage, precision, channels_last, device
+        self.original_work = original_work
         torch.manual_seed(args.seed)
         model = SiamMaskBase()
         model.set_epoch(STAGE_EPOCH[stage], EPOCHS)
@@ -126,19 +150,29 @@ class Configuration:
             for key in ("template", "search"):
                 batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
         self.model, self.batch = model, batch
+        self.trunk_graph = (args.trunk_graph and not original_work and precision == "fp32" and device.type == "cpu"
+                            and stage == "frozen")
+        if self.trunk_graph:
+            model.features.trunk_runner = FrozenTrunkRunner()
         self.optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9, weight_decay=1e-4,
-                                         foreach=True)
+                                         foreach=not original_work)
         self.amp = AMP_DTYPES.get(precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.rates: list[float] = []
 
     @property
     def name(self) -> str:
-        return f"{self.stage:8s} {self.precision:4s}{' channels_last' if self.channels_last else ''}"
+        if self.original_work:
+            return f"{self.stage:8s} original-work"
+        return (f"{self.stage:8s} {self.precision:4s}{' channels_last' if self.channels_last else ''}"
+                f"{' trunk-graph' if self.trunk_graph else ''}")
 
     def step(self) -> None:
         from siammask.models import compute_losses
 
+        if self.original_work:
+            self.original_step()
+            return
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
             out = self.model(self.batch)
         losses = compute_losses(out, self.batch, LOSS_WEIGHTS)
@@ -148,6 +182,49 @@ class Configuration:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+    def original_step(self) -> None:
+        """The original's step (module docstring): same values as :meth:`step` in fp32, the original's work."""
+        from siammask.models import resnet, rpn
+        from siammask.models.losses import (
+            iou_measure,
+            log_softmax_cls,
+            mask_label_padding,
+            select_cross_entropy_loss,
+            select_mask_positions,
+            upsample_mask_logits,
+            weight_l1_loss,
+        )
+
+        model, batch = self.model, self.batch
+        xcorr, conv_bn = rpn.depthwise_xcorr, resnet.conv_bn
+        # autograd's backward of the grouped-conv correlation and unfolded BatchNorms, as the original
+        rpn.depthwise_xcorr, resnet.conv_bn = rpn._grouped_xcorr, _unfolded_conv_bn
+        try:
+            zf, xf = model.features(batch["template"]), model.features(batch["search"])
+            cls, loc = model.rpn_model(zf, xf)
+            full_mask = model.mask_model(zf, xf)  # (B, 3969, 25, 25): every position, as the original
+        finally:
+            rpn.depthwise_xcorr, resnet.conv_bn = xcorr, conv_bn
+        index = select_mask_positions(batch["label_mask_weight"])
+        mask = full_mask.permute(0, 2, 3, 1).reshape(-1, full_mask.size(1)).index_select(0, index)
+        logits = upsample_mask_logits(mask)
+        label = batch["label_mask"]
+        windows = torch.nn.functional.unfold(label, 127, padding=mask_label_padding(cls.size(2), label.size(2)),
+                                             stride=8)  # (B, 16129, 625): all windows, as the original
+        labels = windows.transpose(1, 2).reshape(-1, windows.size(1)).index_select(0, index)
+        cls_loss = select_cross_entropy_loss(log_softmax_cls(cls), batch["label_cls"])
+        loc_loss = weight_l1_loss(loc, batch["label_loc"], batch["label_loc_weight"])
+        mask_loss = torch.nn.functional.soft_margin_loss(logits, labels)
+        iou_mean, iou_5, iou_7, _ = iou_measure(logits.detach(), labels)
+        total = cls_loss * LOSS_WEIGHTS[0] + loc_loss * LOSS_WEIGHTS[1] + mask_loss * LOSS_WEIGHTS[2]
+        self.optimizer.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0, foreach=False)
+        if math.isfinite(total.item()):
+            self.optimizer.step()
+        for term in (total, cls_loss, loc_loss, mask_loss, iou_mean, iou_5, iou_7):  # the original's meters
+            term.item()
 
     def timed(self, steps: int, batch: int) -> float:
         """Samples/s over `steps` steps (synchronised on CUDA)."""
@@ -182,18 +259,22 @@ def main(args: argparse.Namespace) -> list[Configuration]:
     tune_malloc(32 << 20, 1 << 30, heap_only=True)  # as tools/train_siammask.py
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    layouts = {"off": [False], "on": [True], "both": [False, True]}[args.channels_last]
+    layouts = {"off": [False], "on": [True], "both": [False, True], "auto": [None]}[args.channels_last]
     print_header("training step: samples/s of forward + losses + backward + clip + SGD (SiamMask base, search 255)",
                  f"synthetic batch of {args.batch} (datasets.fake_batch), {args.rounds} interleaved rounds of "
                  f"{args.steps} steps per configuration after {args.warmup} warm-up steps", machine_info(
                      threads=args.threads, device=str(device)))
     if not args.no_flops:
         peaks = {p: (matmul_peak_gflops(AMP_DTYPES.get(p, torch.float32), device),
-                     conv_peak_gflops(AMP_DTYPES.get(p, torch.float32), device)) for p in precisions}
+                     conv_peak_gflops(AMP_DTYPES.get(p, torch.float32), device))
+                 for p in dict.fromkeys(precisions + ([] if args.no_original_work else ["fp32"]))}
         print("peaks: " + "; ".join(f"{p} torch.mm 2048^2 {mm:.1f} GFLOP/s, 3x3 conv 256->256 {conv:.1f} GFLOP/s"
                                     for p, (mm, conv) in peaks.items()))
-    configs = [Configuration(args, stage, precision, layout, device)
+    configs = [Configuration(args, stage, precision, precision != "fp32" if layout is None else layout, device)
                for stage, precision, layout in itertools.product(args.stage, precisions, layouts)]
+    if not args.no_original_work:
+        configs = [Configuration(args, stage, "fp32", False, device, original_work=True)
+                   for stage in args.stage] + configs
     for config in configs:
         for _ in range(args.warmup):
             config.step()
@@ -204,22 +285,24 @@ def main(args: argparse.Namespace) -> list[Configuration]:
     for config in configs:
         stats = summarize(config.rates)
         unit = "pairs/s" if device.type == "cuda" else "samples/s"
-        line = f"{config.name:24s} batch {args.batch}: {format_summary(stats, unit, 2)}"
+        line = f"{config.name:36s} batch {args.batch}: {format_summary(stats, unit, 2)}"
         if not args.no_flops:
             flops = config.flops()
             achieved = flops * stats["median"] / args.batch / 1e9
             line += (f", {flops / 1e9:.1f} GFLOP/step = {achieved:.1f} GFLOP/s "
                      f"({100 * achieved / peaks[config.precision][0]:.0f}% of mm peak)")
-        if device.type == "cpu" and args.batch == 8 and args.threads == 2:
-            line += f"; original {ORIGINAL[config.stage]:.2f} (fp32) -> {stats['median'] / ORIGINAL[config.stage]:.2f}x"
+        base = next((c for c in configs if c.original_work and c.stage == config.stage), None)
+        if base is not None and base is not config:
+            ratios = summarize([a / b for a, b in zip(config.rates, base.rates)])
+            line += f"; vs original-work {format_summary(ratios, 'x', 2)}"
         print(line)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     print(f"peak RSS of the process (all configurations): {peak:.2f} GiB"
           + (f", CUDA peak {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB" if device.type == "cuda"
              else ""))
-    if device.type == "cpu" and args.batch == 8 and args.threads == 2:
-        print("original SiamMask (quoted, not measured here): frozen 3.63, unfrozen 1.85 samples/s fp32 (batch 8, "
-              "2 threads, same machine type, 2026-11-30)")
+    if not args.no_original_work:
+        print("vs original-work: the median of per-round ratios to the original's work of the same stage, timed in "
+              "this run (module docstring); the original's own code is not run here")
     return configs
 
 

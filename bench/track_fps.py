@@ -23,11 +23,16 @@ Modes:
                    measured against on the same machine, in the same run.
     exact-unfused  the unfused fp32 model as `--no-optimize` runs it: no mask head in refine mode, template
                    branches once per target.
-    exact          the default exact fp32 tracker (tracker/frozen.py): TorchScript graphs frozen for inference,
-                   BatchNorm folded outside the stem; same results to float32 rounding (tests/test_frozen.py).
+    exact-torchscript  the exact fp32 tracker's network as TorchScript graphs frozen for inference (tracker/frozen.py,
+                   `--graphs torchscript`, what tools/vot_trax.py runs), BatchNorm folded outside the stem.
+    exact          the default exact fp32 tracker: the same folded network compiled by torch.compile (inductor,
+                   weights frozen; `--graphs auto`, falling back to TorchScript where inductor cannot run); same
+                   results to float32 rounding (tests/test_frozen.py). Its compile time (~20 s, once per process)
+                   is spent in the warm-up and printed, not timed.
     fast           `--fast`: BatchNorm folded, bf16 weights and autocast on the CPU (fp16 on CUDA), channels_last
-                   (tracker.fast.make_fast_model). Left out of the default modes on a CPU without native bf16
-                   (oneDNN then emulates it, several times slower than fp32); `--modes ...,fast` forces it.
+                   (tracker.fast.make_fast_model), on the CPU compiled under autocast by torch.compile. Left out of
+                   the default modes on a CPU without native bf16 (oneDNN then emulates it, several times slower
+                   than fp32); `--modes ...,fast` forces it.
     onnxruntime    `--backend onnxruntime`: the graphs of tools/export_onnx.py (exported into a temporary folder
                    here), onnxruntime with `--threads` intra-op threads.
 """
@@ -48,7 +53,7 @@ from _common import format_summary, machine_info, print_header, summarize
 
 DEFAULT_CONFORMANCE_WEIGHTS = os.path.join("..", "shared", "conformance", "weights_sharp_seed1_fp16.pth")
 CONFIG = "experiments/siammask_sharp/config_vot.json"
-MODES = ("original-work", "exact-unfused", "exact", "fast", "onnxruntime")
+MODES = ("original-work", "exact-unfused", "exact-torchscript", "exact", "fast", "onnxruntime")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -194,9 +199,12 @@ def make_tracker(model: torch.nn.Module, mode: str, device: torch.device, thread
     if mode == "fast":
         amp = torch.bfloat16 if device.type == "cpu" else torch.float16
         net: Any = make_fast_model(model, amp, channels_last=True)
+        if device.type == "cpu":
+            net = freeze_model(net, net=net)
         channels_last = True
-    elif mode == "exact":
-        net = freeze_model(model) if device.type == "cpu" else model
+    elif mode in ("exact", "exact-torchscript"):
+        backends = ("torchscript",) if mode == "exact-torchscript" else None
+        net = freeze_model(model, backends=backends) if device.type == "cpu" else model
     elif mode == "onnxruntime":
         from siammask.tracker.onnx_backend import load_onnx_backend
 
@@ -315,6 +323,11 @@ def main(args: argparse.Namespace) -> int:
         tracker, timed = trackers[mode]
         tracker.track(tracker.init(frames[0], box), frames[1])  # warm-up: graphs traced, kernels chosen
         setup[mode] = time.perf_counter() - tic
+        graphs = getattr(timed.model, "_graphs", None)
+        if graphs:
+            kinds = sorted({type(g).__name__ for g in graphs.values()})
+            print(f"{mode}: graphs {', '.join(kinds)}, built in {setup[mode]:.1f} s"
+                  + (f" (fallback: {timed.model.fallback_reason})" if timed.model.fallback_reason else ""))
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for r in range(max(args.rounds, 1)):
         order = modes[r % len(modes):] + modes[:r % len(modes)]
@@ -322,7 +335,7 @@ def main(args: argparse.Namespace) -> int:
             runs[mode].append(track_sequence(*trackers[mode], frames, box))
     loads = os.getloadavg()
     print(f"load average after the runs {loads[0]:.2f} / {loads[1]:.2f} / {loads[2]:.2f} (1 / 5 / 15 min)")
-    print(f"{'mode':<14} {'FPS (median of rounds, min-max)':<34} {'ms/frame':>9} {'network':>8} {'rest':>6} "
+    print(f"{'mode':<18} {'FPS (median of rounds, min-max)':<34} {'ms/frame':>9} {'network':>8} {'rest':>6} "
           f"{'setup s':>8}")
     report_modes: dict[str, Any] = {}
     for mode in modes:
@@ -330,7 +343,7 @@ def main(args: argparse.Namespace) -> int:
         ms = statistics.median(x["ms_per_frame"] for x in runs[mode])
         net = statistics.median(x["network_ms"] for x in runs[mode])
         rest = statistics.median(x["rest_ms"] for x in runs[mode])
-        print(f"{mode:<14} {format_summary(fps, 'FPS', 2):<34} {ms:9.1f} {net:8.1f} {rest:6.1f} "
+        print(f"{mode:<18} {format_summary(fps, 'FPS', 2):<34} {ms:9.1f} {net:8.1f} {rest:6.1f} "
               f"{setup[mode]:8.1f}")
         report_modes[mode] = {"fps": fps, "ms_per_frame": ms, "network_ms": net, "rest_ms": rest,
                               "setup_s": setup[mode], "mean_score": runs[mode][0]["mean_score"]}
@@ -362,7 +375,7 @@ def main(args: argparse.Namespace) -> int:
         scores = eao_of_modes(model, modes, device, args.threads, onnx_dir, root, args.eao_size)
         print(f"built-in VOT set ({args.eao_size}, {root}):")
         for mode, m in scores.items():
-            print(f"  {mode:<14} accuracy {m['accuracy']:.4f}  lost {m['lost']:.0f}  EAO {m['eao']:.4f}")
+            print(f"  {mode:<18} accuracy {m['accuracy']:.4f}  lost {m['lost']:.0f}  EAO {m['eao']:.4f}")
         for mode in ("fast", "exact", "onnxruntime"):
             if mode in scores and "exact-unfused" in scores and mode != "exact-unfused":
                 print(f"  EAO difference {mode} - exact-unfused: "

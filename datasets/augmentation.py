@@ -143,9 +143,16 @@ class Augmentation:
         return box
 
     def apply(self, image: Union[np.ndarray, EncodedImage], box_x1y1x2y2: Sequence[float], draws: AugmentDraws,
-              gray: bool = False, mask: Optional[np.ndarray] = None) -> AugmentedCrop:
-        """The pixel work of one branch with the choices `draws` (see :meth:`__call__` for the arguments)."""
+              gray: bool = False, mask: Optional[np.ndarray] = None,
+              out: Optional[np.ndarray] = None) -> AugmentedCrop:
+        """The pixel work of one branch with the choices `draws` (see :meth:`__call__` for the other arguments).
+
+        `out`: where to write the image, e.g. a row of a shared batch buffer; used when it is a writeable C-contiguous
+        float32 ``(3, size, size)`` array (then the returned ``image`` is `out`), else ignored. The values are the
+        same either way.
+        """
         size = self.size
+        dest = out if fits_output(out, (3, size, size)) else None
         x1, y1, x2, y2 = draws.crop
         if not isinstance(image, np.ndarray):
             image = image.decode(*warp_source_rect(x1, y1, x2, y2))
@@ -162,20 +169,31 @@ class Augmentation:
         else:
             planes = cv2.split(warped)
         offset = draws.offset
-        out = np.empty((3, size, size), dtype=np.float32)
+        # a flipped crop is made in scratch memory and written mirrored to its destination (one copy, as before)
+        pixels = dest if dest is not None and not draws.flip else np.empty((3, size, size), dtype=np.float32)
         for c in range(3):
-            np.subtract(planes[c], offset[c], out=out[c], dtype=np.float32)
+            np.subtract(planes[c], offset[c], out=pixels[c], dtype=np.float32)
         if draws.blur is not None:
-            _apply_blur(out, *draws.blur)
+            _apply_blur(pixels, *draws.blur)
         if draws.resize is not None:
             small = (int(round(draws.resize * size)), int(round(draws.resize * size)))
             for c in range(3):
-                out[c] = cv2.resize(cv2.resize(out[c], small), (size, size))
+                pixels[c] = cv2.resize(cv2.resize(pixels[c], small), (size, size))
         if draws.flip:
-            out = np.ascontiguousarray(out[:, :, ::-1])
+            if dest is None:
+                pixels = np.ascontiguousarray(pixels[:, :, ::-1])
+            else:
+                np.copyto(dest, pixels[:, :, ::-1])
+                pixels = dest
             if mask is not None:
                 mask = np.ascontiguousarray(mask[:, ::-1])
-        return AugmentedCrop(out, self.target_box(box_x1y1x2y2, draws), mask)
+        return AugmentedCrop(pixels, self.target_box(box_x1y1x2y2, draws), mask)
+
+
+def fits_output(array: Optional[np.ndarray], shape: tuple[int, ...]) -> bool:
+    """Whether `array` can take a float32 result of `shape` in place (writeable, C-contiguous, that shape)."""
+    return (isinstance(array, np.ndarray) and array.shape == shape and array.dtype == np.float32
+            and array.flags.c_contiguous and array.flags.writeable)
 
 
 def _draw_blur(rng: np.random.Generator) -> Optional[tuple[int, float]]:

@@ -29,7 +29,11 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
   depends on pixels, and the order is the original's), then decodes only the rows and columns of each crop511 JPEG
   that its warp reads (:mod:`datasets.jpeg`), once for both crops when template and search are the same image
   (single-frame tracks: DET, COCO). The samples are bit-identical to decoding whole images
-  (tests/test_data_pipeline.py compares them with hashes made by the code before this change).
+  (tests/test_data_pipeline.py compares them with hashes made by the code before this change);
+* speed: :meth:`SiamMaskDataset.getitem_into` writes a sample's large arrays (template, search, label_mask) straight
+  into given arrays, e.g. a row of a DataLoader worker's shared batch buffer
+  (:class:`~datasets.shared_batches.SharedBatchLoader`), instead of into new memory that is then copied there; the
+  values are those of ``dataset[index]``.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ import torch.utils.data
 
 from ..utils.config import AnchorsConfig, Config, DatasetsConfig, response_size
 from .anchor_target import AnchorTarget
-from .augmentation import Augmentation, warp_source_rect
+from .augmentation import Augmentation, fits_output, warp_source_rect
 from .crop import target_box_in_crop
 from .errors import DataError
 from .jpeg import EncodedImage, decode_bytes, read_bytes
@@ -191,11 +195,16 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             template, search = subset.positive_pair(video, rng)
         return SamplePlan(k, video, negative, gray, template, search, search_k)
 
-    def sample(self, index: int, epoch: Optional[int] = None, with_template_box: bool = False) -> dict[str, np.ndarray]:
+    def sample(self, index: int, epoch: Optional[int] = None, with_template_box: bool = False,
+               out: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
         """Sample (epoch, index) without skip_bad handling (raises :class:`DataError` on bad input).
 
         `with_template_box` adds "template_bbox" (4,) float32, the target in the template (for visualisation).
+        `out` maps keys to arrays to write the sample's "template", "search" and "label_mask" into (each used when it
+        has the key's shape and dtype, is C-contiguous and writeable; the returned dict then holds that array); the
+        other keys are made in new memory. The values do not depend on `out`.
         """
+        dest = out or {}
         epoch = self.epoch if epoch is None else epoch
         rng = self._rng(epoch, index)
         plan = self._plan(epoch, index, rng)
@@ -220,16 +229,17 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             u = warp_source_rect(*search_draws.crop)
             template_pixels = search_pixels = template_image.decode(
                 min(t[0], u[0]), min(t[1], u[1]), max(t[2], u[2]), max(t[3], u[3]))
-        template = self.template_aug.apply(template_pixels, template_box, template_draws, gray=plan.gray)
-        search = self.search_aug.apply(search_pixels, search_box, search_draws, gray=plan.gray, mask=mask)
+        template = self.template_aug.apply(template_pixels, template_box, template_draws, gray=plan.gray,
+                                           out=dest.get("template"))
+        search = self.search_aug.apply(search_pixels, search_box, search_draws, gray=plan.gray, mask=mask,
+                                       out=dest.get("search"))
         size = cfg.size
+        label_mask = _label_mask(search.mask, cfg.search_size, dest.get("label_mask"))
         if search.mask is not None:
-            label_mask = cv2.LUT(search.mask, _MASK_LABEL_LUT)[None]
             mask_weight = (targets.label_cls.max(axis=0) == 1).astype(np.float32)[None]
         else:
-            label_mask = np.full((1, cfg.search_size, cfg.search_size), -1, dtype=np.float32)
             mask_weight = np.zeros((1, size, size), dtype=np.float32)
-        out = {
+        result = {
             "template": template.image,
             "search": search.image,
             "label_cls": targets.label_cls,
@@ -240,15 +250,27 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             "bbox": search.box.astype(np.float32),
         }
         if with_template_box:
-            out["template_bbox"] = template.box.astype(np.float32)
-        return out
+            result["template_bbox"] = template.box.astype(np.float32)
+        return result
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """Sample `index` of the current epoch (skip_bad: a deterministic replacement for an unreadable one)."""
+        return self._get(index, None)
+
+    def getitem_into(self, index: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``self[index]``, writing "template", "search" and "label_mask" into the arrays of `out` (see
+        :meth:`sample`; e.g. one row of a shared batch buffer, the sample's shape and dtype). Returns the sample: its
+        values equal ``self[index]``'s, and the arrays that fit are those of `out` (a replacement sample, with
+        skip_bad, overwrites what a failed one wrote)."""
+        return self._get(index, out)
+
+    def _get(self, index: int, out: Optional[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """:meth:`__getitem__` and :meth:`getitem_into`: the sample, or with skip_bad its replacement."""
         if self._setup_pid != os.getpid():
             self._process_setup()
         epoch = self.epoch
         try:
-            return self.sample(index, epoch)
+            return self.sample(index, epoch, out=out)
         except DataError as first:
             if not self.skip_bad:
                 raise
@@ -257,7 +279,7 @@ class SiamMaskDataset(torch.utils.data.Dataset):
             self._count_bad(error, index, epoch)
             replacement = int(np.random.default_rng([self.seed, epoch, index, attempt]).integers(self.num))
             try:
-                return self.sample(replacement, epoch)
+                return self.sample(replacement, epoch, out=out)
             except DataError as e:
                 error = e
         self._count_bad(error, index, epoch)
@@ -281,6 +303,20 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         cv2.ocl.setUseOpenCL(False)
         if self.tune_malloc:
             tune_malloc()
+
+
+def _label_mask(mask: Optional[np.ndarray], search_size: int, dest: Optional[np.ndarray]) -> np.ndarray:
+    """(1, S, S) float32 mask label: +1 / -1 from the warped uint8 `mask`, all -1 without one; written into `dest`
+    when it fits (:func:`~datasets.augmentation.fits_output`)."""
+    shape = (1, search_size, search_size)
+    label = dest if fits_output(dest, shape) else np.empty(shape, dtype=np.float32)
+    if mask is None:
+        label.fill(-1)
+        return label
+    got = cv2.LUT(mask, _MASK_LABEL_LUT, dst=label[0])
+    if got.ctypes.data != label.ctypes.data:  # OpenCV made its own array (it should not: same size and type)
+        np.copyto(label[0], got)
+    return label
 
 
 def tune_malloc(mmap_threshold: int = 8 << 20, trim_threshold: int = 64 << 20, heap_only: bool = False) -> bool:

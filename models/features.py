@@ -15,6 +15,8 @@ currently trainable layers to train mode, which makes BatchNorm modes depend on 
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from torch import Tensor, nn
 
 from .resnet import ResNet, resnet50
@@ -72,6 +74,10 @@ class ResDown(nn.Module):
 
     #: (change point, number of train layers), as the original's ``change_point`` / ``train_nums``.
     SCHEDULE: tuple[tuple[float, int], ...] = ((0.0, 1), (0.5, 3))
+    #: Optional ``runner(trunk, x)`` giving the trunk's (p0, p1, p2, p3) another way, or None to decline (then
+    #: ``features(x)`` runs); a plain attribute, not a submodule (no state_dict keys). The training tool sets a
+    #: :class:`training.frozen_trunk.FrozenTrunkRunner` (inference graphs while the trunk trains nothing).
+    trunk_runner: Optional[Callable[[nn.Module, Tensor], Optional[tuple[Tensor, ...]]]] = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -121,11 +127,20 @@ class ResDown(nn.Module):
                 groups.append({"params": params, "lr": lr * mult, "name": name})
         return groups
 
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The ResNet trunk's (p0, p1, p2, p3) of `x` (:meth:`ResNet.forward`), through :attr:`trunk_runner` when
+        it takes the call."""
+        if self.trunk_runner is not None:
+            out = self.trunk_runner(self.features, x)
+            if out is not None:
+                return out  # type: ignore[return-value]
+        return self.features(x)
+
     def forward(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) BGR 0-255 crop -> adjusted layer3 features: (B, 256, 7, 7) for S=127, 31x31 for 255."""
-        return self.downsample(self.features(x)[-1])
+        return self.downsample(self.trunk(x)[-1])
 
     def forward_all(self, x: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
         """Backbone features (p0, p1, p2, p3) and the adjusted p3 (see :meth:`ResNet.forward`, :meth:`forward`)."""
-        feats = self.features(x)
+        feats = self.trunk(x)
         return feats, self.downsample(feats[-1])

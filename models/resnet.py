@@ -19,7 +19,39 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def conv_bn(conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
+    """``bn(conv(x))``; while autograd records through an eval-mode BatchNorm, one convolution instead.
+
+    In training the trunk's BatchNorms keep their running statistics (eval mode) while their affine parameters and
+    the convolution train (``SiamMaskBase.train``): then BN is a per-channel scale ``s = weight / sqrt(var + eps)``
+    and shift, folded here into the convolution's weights (``conv.weight * s``) and bias, differentiably, so that
+    the gradients of the convolution, ``weight`` and ``bias`` are the same (float64: to 1e-12) without the
+    BatchNorm's two passes over the activations (forward and backward; ~10 % of an unfrozen training step on the
+    CPU). Everywhere else (inference, train-mode BatchNorm, nothing to train, or `bn` not a BatchNorm, e.g. the
+    ``nn.Identity`` of an already folded copy) it is ``bn(conv(x))``, the original's arithmetic.
+    """
+    if (isinstance(bn, nn.BatchNorm2d) and not bn.training and bn.track_running_stats and bn.affine
+            and conv.padding_mode == "zeros" and torch.is_grad_enabled()
+            and (conv.weight.requires_grad or bn.weight.requires_grad or bn.bias.requires_grad)):
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        bias = bn.bias - bn.running_mean * scale
+        if conv.bias is not None:
+            bias = bias + conv.bias * scale
+        return F.conv2d(x, conv.weight * scale.reshape(-1, 1, 1, 1), bias, conv.stride, conv.padding, conv.dilation,
+                        conv.groups)
+    return bn(conv(x))
+
+
+def _downsample(module: nn.Module, x: Tensor) -> Tensor:
+    """A residual branch: :func:`conv_bn` for the (conv, BatchNorm) Sequential, else ``module(x)``."""
+    if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[0], nn.Conv2d):
+        return conv_bn(module[0], module[1], x)
+    return module(x)
 
 
 class Bottleneck(nn.Module):
@@ -55,10 +87,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, inplanes, H, W) -> (B, 4*planes, H', W')."""
-        residual = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        residual = x if self.downsample is None else _downsample(self.downsample, x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out))
+        out = conv_bn(self.conv3, self.bn3, out)
         out += residual
         return self.relu(out)
 
@@ -126,7 +158,7 @@ class ResNet(nn.Module):
             p0 (B, 64, S0, S0) = ReLU(bn1(conv1(x))) before the max-pool, p1 (B, 256, .) = layer1,
             p2 (B, 512, .) = layer2, p3 (B, 1024, .) = layer3; for S = 255 the sides are 125, 63, 31, 31.
         """
-        p0 = self.relu(self.bn1(self.conv1(x)))
+        p0 = self.relu(conv_bn(self.conv1, self.bn1, x))
         p1 = self.layer1(self.maxpool(p0))
         p2 = self.layer2(p1)
         p3 = self.layer3(p2)

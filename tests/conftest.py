@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: repository paths, the shared spec/conformance folders, thread limits."""
+"""Shared pytest fixtures: repository paths, the shared spec/conformance folders, thread limits, graph compiler."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,9 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+# The tools run in the suite's subprocesses compile the CPU network with TorchScript (about a second) instead of
+# torch.compile (~20 s per process); tests/test_frozen.py checks each compiler explicitly.
+os.environ.setdefault("SIAMMASK_GRAPHS", "torchscript")
 
 
 def shared_dir(name: str) -> Path:

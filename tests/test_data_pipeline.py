@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -160,24 +161,172 @@ def test_corrupt_data_inside_the_decoded_rectangle_names_the_file(tmp_path: Path
         jpeg.EncodedImage.read(str(path)).decode(0, 0, 511, 511)
 
 
+@pytest.fixture
+def fork_safe_opencv() -> Iterator[None]:
+    """OpenCV without its thread pool while the test forks DataLoader workers: a child forked while a pool thread of
+    this process holds OpenCV's mutex deadlocks in its first parallel OpenCV call (seen in cv2.compare)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    yield
+    cv2.setNumThreads(threads)
+
+
+def _base_set(data_root: str, seed: int = 4):
+    return build_train_dataset(load_config(str(Path(REPO) / CONFIGS["base"])), data_root, seed=seed)
+
+
+def _assert_same_batch(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+def _rows(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Destination arrays like one row of a shared batch buffer (rows 1 of zeroed (2, ...) arrays)."""
+    return {k: np.zeros((2, *v.shape), dtype=v.dtype)[1] for k, v in sample.items()}
+
+
+def test_getitem_into_writes_the_sample_in_place(data_root: str) -> None:
+    """getitem_into gives dataset[i]'s values, with template, search and label_mask in the given arrays, for a
+    positive pair with a mask, a negative pair, a grey pair and a pair without mask (det)."""
+    ds = _base_set(data_root)
+    plans = [ds.plan(i) for i in range(24)]
+    picks = {"mask": lambda p: ds.subsets[p.dataset].has_mask and not p.negative, "negative": lambda p: p.negative,
+             "gray": lambda p: p.gray, "no mask": lambda p: not ds.subsets[p.dataset].has_mask and not p.negative}
+    indices = {name: next(i for i, p in enumerate(plans) if pick(p)) for name, pick in picks.items()}
+    for name, i in indices.items():
+        want = ds[i]
+        out = _rows(want)
+        got = ds.getitem_into(i, out)
+        assert list(got) == list(want), name
+        for key in want:
+            assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), (name, key)
+        for key in ("template", "search", "label_mask"):
+            assert np.shares_memory(got[key], out[key]), (name, key)
+    # destinations that do not fit are ignored; the values stay the same
+    want = ds[indices["mask"]]
+    odd = {"template": np.zeros((3, 127, 127), np.float64), "search": np.zeros((3, 255, 255), np.float32)[:, ::-1],
+           "label_mask": np.zeros((1, 255, 254), np.float32)}
+    got = ds.getitem_into(indices["mask"], odd)
+    for key in want:
+        assert np.array_equal(got[key], want[key]), key
+    assert not any(np.shares_memory(got[k], odd[k]) for k in odd)
+
+
+@pytest.mark.parametrize("flip", [0.0, 1.0])
+def test_augmentation_writes_into_out(flip: float) -> None:
+    image = _photo_like(2, (511, 511))
+    aug = Augmentation(AugBranchConfig(shift=64, scale=0.18, blur=1.0, resize=True, flip=flip), 255)
+    mask = np.where(_photo_like(3, (511, 511))[..., 0] > 128, 255, 0).astype(np.uint8)
+    for seed in range(4):
+        draws = aug.draw(image.shape, np.random.default_rng(seed))
+        want = aug.apply(image, (180.0, 190.0, 320.0, 330.0), draws, gray=seed == 1, mask=mask)
+        out = np.full((3, 255, 255), 7.0, dtype=np.float32)
+        got = aug.apply(image, (180.0, 190.0, 320.0, 330.0), draws, gray=seed == 1, mask=mask, out=out)
+        assert got.image is out and np.array_equal(out, want.image)
+        assert np.array_equal(got.mask, want.mask) and np.array_equal(got.box, want.box)
+
+
+@pytest.mark.usefixtures("fork_safe_opencv")
 def test_shared_batch_loader_gives_the_default_batches(data_root: str) -> None:
-    """Same batches as the default collate with 0 workers, each in its own memory (keeping them is safe), over
-    two passes of persistent workers, with a partial last batch."""
-    ds = build_train_dataset(load_config(str(Path(REPO) / CONFIGS["base"])), data_root, seed=4)
-    subset = torch.utils.data.Subset(ds, range(21))
+    """Same batches as the default collate with 0 workers over two passes of persistent workers, with a partial
+    last batch; kept batches (``list(loader)``) never alias one another and are never overwritten."""
+    subset = torch.utils.data.Subset(_base_set(data_root), range(21))
     ref = list(torch.utils.data.DataLoader(subset, batch_size=4, num_workers=0))
     loader = SharedBatchLoader(subset, batch_size=4, num_workers=2, persistent_workers=True, prefetch_factor=1)
+    kept = []
     for _ in range(2):
         got = list(loader)
         assert len(got) == len(ref) == 6 and got[-1]["search"].shape[0] == 1
         for a, b in zip(ref, got, strict=True):
-            assert list(a) == list(b)
-            for key in a:
-                assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
-        pointers = {b["search"].data_ptr() for b in got}
-        assert len(pointers) == len(got)  # no batch aliases a reused buffer
+            _assert_same_batch(a, b)
+        kept += got
+    pointers = {b[k].data_ptr() for b in kept for k in b}
+    assert len(pointers) == len(kept) * len(ref[0])  # no kept batch aliases another one
+    for a, b in zip(ref + ref, kept, strict=True):  # after both passes: nothing was written over
+        _assert_same_batch(a, b)
     assert len(loader) == 6 and loader.dataset is subset
-    assert 2 <= len(loader.slots) <= 4  # each worker sent its buffers once (at most two: 3 batches, one reused)
+    assert 2 <= len(loader.slots) <= 2 * 3  # buffers sent once per slot (3 per worker: prefetch_factor + 2)
+    del got, kept, b
+    loader.release()
+    assert not loader.held  # dropped batches give their slots back
+
+
+class _CountingInto(torch.utils.data.Dataset):
+    """A dataset's getitem_into, counting (in shared memory) the samples written in place."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+        self.in_place = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return self.dataset[i]
+
+    def getitem_into(self, i: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sample = self.dataset.getitem_into(i, out)
+        self.in_place += all(np.shares_memory(sample[k], out[k]) for k in ("template", "search", "label_mask"))
+        return sample
+
+
+@pytest.mark.skipif(not hasattr(torch._C, "_storage_Use_Count"), reason="batches are copied out here")
+@pytest.mark.usefixtures("fork_safe_opencv")
+def test_shared_batch_loader_reuses_the_slots_of_dropped_batches(data_root: str) -> None:
+    """Dropped batches give their slots back (few distinct buffers over many batches, samples written in place
+    through a Subset); the batches (and a tensor and an array derived from two of them) that are kept keep theirs
+    until the end, equal to the reference."""
+    ds = _CountingInto(_base_set(data_root, seed=7))
+    subset = torch.utils.data.Subset(torch.utils.data.Subset(ds, range(5, 61)), range(3, 51))  # 48 samples
+    ref = list(torch.utils.data.DataLoader(subset, batch_size=4, num_workers=0))
+    loader = SharedBatchLoader(subset, batch_size=4, num_workers=2, persistent_workers=True, prefetch_factor=1)
+    slots = 2 * 3
+    for _ in range(2):
+        pointers, kept = set(), {}
+        for i, batch in enumerate(loader):
+            _assert_same_batch(ref[i], batch)
+            assert batch["search"].data_ptr() in {b["search"].data_ptr() for b in loader.slots.values()}  # a view
+            assert batch["search"].data_ptr() not in {b["search"].data_ptr() for b in kept.values()}
+            pointers.add(batch["search"].data_ptr())
+            if i in (1, 6):
+                kept[i] = batch
+        assert len(pointers) <= slots < len(ref) == 12
+        for i, batch in kept.items():
+            _assert_same_batch(ref[i], batch)
+        derived = (kept[1]["search"][2:], kept[6]["label_mask"].numpy())
+        del kept, batch
+        for i, batch in enumerate(loader):  # the slots of the derived views stay held, the others come back
+            _assert_same_batch(ref[i], batch)
+            assert len(loader.held) <= 2 + 2
+        assert torch.equal(derived[0], ref[1]["search"][2:]) and np.array_equal(derived[1], ref[6]["label_mask"])
+        del derived, batch
+    loader.release()
+    assert not loader.held
+    assert int(ds.in_place) >= 4 * len(ref) - 2 * 4  # all but each worker's first batch (per process) in place
+
+
+class _NoInto(torch.utils.data.Dataset):
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return self.dataset[i]
+
+
+@pytest.mark.usefixtures("fork_safe_opencv")
+def test_shared_batch_loader_without_getitem_into(data_root: str) -> None:
+    """A dataset without getitem_into: its samples are copied into the slots, the same batches."""
+    subset = torch.utils.data.Subset(_NoInto(_base_set(data_root)), range(21))
+    ref = list(torch.utils.data.DataLoader(subset, batch_size=4, num_workers=0))
+    loader = SharedBatchLoader(subset, batch_size=4, num_workers=2, persistent_workers=True, prefetch_factor=1)
+    for _ in range(2):
+        for a, b in zip(ref, loader, strict=True):
+            _assert_same_batch(a, b)
+    assert loader.slots
 
 
 class _Tuples(torch.utils.data.Dataset):

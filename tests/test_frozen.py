@@ -16,10 +16,15 @@ from tracking_helpers import CONFORMANCE_WEIGHTS, small_sharp_model, tamed_sharp
 from siammask.models.refine import WINDOWS, gather_windows
 from siammask.tracker import SiamMaskTracker
 from siammask.tracker.fast import cpu_has_native_bf16
-from siammask.tracker.frozen import FrozenModel, FrozenSharpModel, freeze_model, window_at
+from siammask.tracker.frozen import FrozenModel, FrozenSharpModel, freeze_model, inductor_available, window_at
 
 FORWARD_TOL = 1e-4  # ../shared/conformance/README.md "Tolerances"
 POSITION_TOL = 0.01  # px
+#: The graph compilers (tracker.frozen), each checked on its own; inductor needs a C++ compiler.
+COMPILERS = [pytest.param("inductor", marks=pytest.mark.skipif(not inductor_available(),
+                                                                reason="torch.compile: no C++ compiler")),
+             "torchscript"]
+GRAPH_TYPES = {"inductor": torch._dynamo.eval_frame.OptimizedModule, "torchscript": torch.jit.ScriptModule}
 
 
 def rel_err(actual: torch.Tensor, expected: np.ndarray) -> float:
@@ -39,17 +44,18 @@ def clip() -> list[np.ndarray]:
     return frames
 
 
-@pytest.fixture(scope="module")
-def tamed() -> tuple[torch.nn.Module, FrozenModel]:
-    """The tamed model (boxes move) and its frozen network; the graphs are traced once for the module."""
+@pytest.fixture(scope="module", params=COMPILERS)
+def tamed(request: pytest.FixtureRequest) -> tuple[torch.nn.Module, FrozenModel]:
+    """The tamed model (boxes move) and its network compiled by each compiler; built once for the module."""
     model = tamed_sharp_model()
-    return model, freeze_model(model)
+    return model, freeze_model(model, backends=(request.param,))
 
 
 @pytest.mark.skipif(not CONFORMANCE_WEIGHTS.is_file(), reason="conformance vectors not found")
-def test_frozen_outputs_match_the_original_tensors() -> None:
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_frozen_outputs_match_the_original_tensors(compiler: str) -> None:
     fwd = dict(np.load(CONFORMANCE_WEIGHTS.parent / "forward_seed1.npz", allow_pickle=False))
-    frozen = freeze_model(small_sharp_model())
+    frozen = freeze_model(small_sharp_model(), backends=(compiler,))
     assert isinstance(frozen, FrozenSharpModel)
     # channels_last-strided crops, as the tracker feeds them (HWC pixels viewed as CHW)
     z = torch.from_numpy(fwd["template"]).contiguous(memory_format=torch.channels_last)
@@ -70,8 +76,8 @@ def test_frozen_outputs_match_the_original_tensors() -> None:
             # the correlation vector at (row, col) from the xf window it reads, then the refinement / the head
             assert rel_err(frozen.refine(lean, (row, col))[0], fwd["refine"][i]) <= FORWARD_TOL, (row, col)
             assert rel_err(frozen.mask_at(lean, (row, col))[0], fwd["mask"][0, :, row, col]) <= FORWARD_TOL
-    # the graphs really are frozen TorchScript (not the eager fallback)
-    assert all(isinstance(g, torch.jit.ScriptModule) for g in frozen._graphs.values())
+    # the graphs really are the compiler's (not the eager fallback)
+    assert len(frozen._graphs) == 3 and all(isinstance(g, GRAPH_TYPES[compiler]) for g in frozen._graphs.values())
 
 
 def _run(tracker: SiamMaskTracker, frames: list[np.ndarray], box: tuple[float, ...]) -> list:
@@ -120,9 +126,8 @@ def test_window_at_equals_padded_unfold_windows_at_the_borders() -> None:
     assert tuple(WINDOWS[0]) == (61, 4, 16)
 
 
-def test_torchscript_failure_falls_back_to_the_eager_folded_network(monkeypatch: pytest.MonkeyPatch,
-                                                                  tamed: tuple) -> None:
-    model = tamed[0]
+def test_torchscript_failure_falls_back_to_the_eager_folded_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tamed_sharp_model()
     x = torch.rand(1, 3, 255, 255, generator=torch.Generator().manual_seed(0)) * 255
     z = torch.rand(1, 3, 127, 127, generator=torch.Generator().manual_seed(1)) * 255
 
@@ -130,7 +135,7 @@ def test_torchscript_failure_falls_back_to_the_eager_folded_network(monkeypatch:
         raise RuntimeError("no TorchScript here")
 
     monkeypatch.setattr(torch.jit, "trace", broken)
-    frozen = freeze_model(model)
+    frozen = freeze_model(model, backends=("torchscript",))
     with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         zf = frozen.template(z)
@@ -142,6 +147,36 @@ def test_torchscript_failure_falls_back_to_the_eager_folded_network(monkeypatch:
     assert frozen.fallback_reason == "RuntimeError: no TorchScript here"
     assert sum("TorchScript freezing failed" in str(w.message) for w in caught) == 1  # warned once
     assert not any(isinstance(g, torch.jit.ScriptModule) for g in frozen._graphs.values())
+
+
+def test_a_failing_compiler_hands_over_to_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """inductor failing (no C++ compiler, a torch.compile error): warned once, then TorchScript builds the graphs;
+    SIAMMASK_GRAPHS picks the order and names a bad entry."""
+    from siammask.tracker import frozen as frozen_module
+    from siammask.utils.config import ConfigError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("inductor is broken here")
+
+    monkeypatch.setitem(frozen_module._BUILDERS, "inductor", broken)
+    model = tamed_sharp_model()
+    net = freeze_model(model, backends=("inductor", "torchscript"))
+    x = torch.rand(1, 3, 255, 255, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        zf = net.template(x[:, :, :127, :127])
+        net.track(zf, x, mask_head=False)
+        net.track(zf, x, mask_head=False)
+    assert net.failed == {"inductor": "RuntimeError: inductor is broken here"}
+    assert [type(g) for g in net._graphs.values()] == [torch.jit.RecursiveScriptModule]
+    assert sum("torch.compile (inductor) failed" in str(w.message) for w in caught) == 1
+    monkeypatch.setenv("SIAMMASK_GRAPHS", "torchscript")
+    assert freeze_model(model).backends == ("torchscript",)
+    monkeypatch.setenv("SIAMMASK_GRAPHS", "eager")
+    assert freeze_model(model).backends == ()
+    monkeypatch.setenv("SIAMMASK_GRAPHS", "inductor,tensorrt")
+    with pytest.raises(ConfigError, match="SIAMMASK_GRAPHS: unknown graph compiler 'tensorrt'"):
+        freeze_model(model)
 
 
 def test_build_tracker_uses_the_frozen_network_unless_told_not_to(tmp_path) -> None:

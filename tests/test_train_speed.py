@@ -1,9 +1,11 @@
 """The training step's speed work keeps its arithmetic: foreach SGD equals the per-parameter loop, one host sync per
-step, and the frozen backbone records no autograd graph."""
+step, the frozen backbone records no autograd graph, the depth-wise correlation's backward and the folded eval-mode
+BatchNorms give autograd's gradients, and the frozen trunk's inference graph gives the trunk's features."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,3 +105,131 @@ def test_frozen_backbone_records_no_autograd_graph() -> None:
     model.set_epoch(10, 20)
     p0, p1, p2, p3 = model.features.features(x)
     assert p0.grad_fn is None and p1.grad_fn is None and p2.grad_fn is not None  # layer1 stays frozen
+
+
+# ---------------------------------------------------------------- the faster paths keep the gradients
+
+
+def _tamed_bns(model: nn.Module) -> None:
+    """Running statistics and affine parameters away from their initial 0 / 1, so that folding them matters."""
+    gen = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+
+
+def test_depthwise_xcorr_backward_equals_autograds_of_the_grouped_convolution() -> None:
+    from siammask.models import rpn
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    k = torch.randn(2, 3, 3, 2, dtype=torch.float64, generator=gen, requires_grad=True)
+    grad = torch.randn(2, 3, 7, 7, dtype=torch.float64, generator=gen)
+    fast = torch.autograd.grad(rpn.depthwise_xcorr(x, k), (x, k), grad)
+    plain = torch.autograd.grad(rpn._grouped_xcorr(x, k), (x, k), grad)
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # hand case: one channel, 2x2 search, 1x1 kernel -> d out / d kernel = sum(search * grad)
+    xs = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], requires_grad=True)
+    ks = torch.tensor([[[[2.0]]]], requires_grad=True)
+    out = rpn.depthwise_xcorr(xs, ks)
+    gx, gk = torch.autograd.grad(out, (xs, ks), torch.ones_like(out))
+    assert gk.item() == 10.0 and torch.equal(gx, torch.full_like(xs, 2.0))
+    # only one input needs a gradient: the other is not computed, and bf16 autocast gives grads in the inputs' dtype
+    k32 = torch.randn(2, 3, 3, 2, generator=gen)
+    x32 = torch.randn(2, 3, 9, 8, generator=gen, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rpn.depthwise_xcorr(x32, k32)
+    (g,) = torch.autograd.grad(out.float().sum(), (x32,))
+    assert g.dtype == torch.float32 and out.dtype == torch.bfloat16
+    torch.testing.assert_close(g, torch.autograd.grad(rpn._grouped_xcorr(x32, k32).sum(), (x32,))[0],
+                               rtol=2e-2, atol=5e-2)
+
+
+def test_eval_batchnorms_folded_while_training_give_the_unfolded_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unfrozen stage (layer2 / layer3 train, their BatchNorms in eval mode): the folded convolutions give the
+    loss and every gradient of bn(conv(x)) to float64 rounding; in inference the unfolded arithmetic runs."""
+    from siammask.datasets.fake_batch import synthetic_batch
+    from siammask.models import compute_losses, resnet
+
+    torch.manual_seed(0)
+    model = SiamMaskBase().double()
+    model.set_epoch(10, 20)
+    model.train()
+    _tamed_bns(model.features.features)
+    batch = {k: v.double() if v.is_floating_point() else v
+             for k, v in synthetic_batch(2, 255, generator=torch.Generator().manual_seed(0)).items()}
+
+    def run() -> tuple[float, dict[str, torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        losses = compute_losses(model(batch), batch, (1.0, 1.2, 36.0))
+        losses["total"].backward()
+        return losses["total"].item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    calls: list[bool] = []
+
+    def counting(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(True)
+        return torch.nn.functional.conv2d(*args, **kwargs)
+
+    counted = SimpleNamespace(conv2d=counting)  # what resnet.py calls F.conv2d: only the folded path
+    monkeypatch.setattr(resnet, "F", counted)
+    folded_loss, folded = run()
+    assert len(calls) == 2 * (3 * 4 + 1 + 3 * 6 + 1)  # layer2 + layer3 convs (+ downsample) of both branches
+    monkeypatch.setattr(resnet, "conv_bn", lambda conv, bn, x: bn(conv(x)))
+    plain_loss, plain = run()
+    assert folded_loss == pytest.approx(plain_loss, rel=1e-12)
+    assert folded.keys() == plain.keys() and any(n.startswith("features.features.layer2") for n in plain)
+    for name, grad in plain.items():
+        scale = grad.abs().max().item()
+        if scale > 1e-12:  # the adjust layer's train-mode BN bias has a zero gradient (1e-16 noise)
+            assert (folded[name] - grad).abs().max().item() <= 1e-10 * scale, name
+    calls.clear()
+    monkeypatch.undo()
+    monkeypatch.setattr(resnet, "F", counted)
+    with torch.no_grad():
+        model(batch)
+    assert not calls  # inference: bn(conv(x)), the original's arithmetic
+
+
+def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trains() -> None:
+    from siammask.training.frozen_trunk import FrozenTrunkRunner
+
+    torch.manual_seed(0)
+    model = SiamMaskBase()
+    _tamed_bns(model.features.features)
+    model.set_epoch(0, 20)
+    model.train()
+    trunk = model.features.features
+    x = torch.rand(2, 3, 127, 127, generator=torch.Generator().manual_seed(1)) * 255
+    runner = FrozenTrunkRunner()
+    with torch.no_grad():
+        want = trunk(x)
+    got = runner(trunk, x)
+    assert runner.failed is None and runner.calls == 1 and len(got) == 4
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4  # float32 rounding of the folded BNs
+    model.features.trunk_runner = runner
+    out = model.features(x)
+    assert runner.calls == 2 and out.requires_grad  # the adjust layer still records its graph
+    # weights changed (a resume's load_state_dict): the graphs are rebuilt and follow the new weights
+    with torch.no_grad():
+        trunk.layer3[5].bn3.bias.add_(1.0)
+        want = trunk(x)[3]
+    assert ((runner(trunk, x)[3] - want).abs().max() / want.abs().max()).item() < 1e-4
+    # unfrozen stage, train mode or autocast: it declines and the eager trunk runs
+    model.set_epoch(10, 20)
+    assert runner(trunk, x) is None
+    model.set_epoch(0, 20)
+    trunk.train()
+    assert runner(trunk, x) is None
+    trunk.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert runner(trunk, x) is None
+    import copy
+
+    assert copy.deepcopy(model).features.trunk_runner is None  # copies (the tracker's) run the trunk eagerly

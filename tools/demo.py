@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=True, refine=None,
                                         channels_last=args.channels_last, lost_threshold=args.lost_threshold,
                                         fast=args.fast, backend=args.backend, onnx_dir=args.onnx_dir,
-                                        optimize=args.optimize)
+                                        optimize=args.optimize, graphs=args.graphs)
     video_tmp = os.path.join(out_dir, ".overlay.partial.mp4") if out_dir else None
     try:
         summary = _track(args, tracker, runtime, source, itertools.chain([first], frames), boxes, init_labels,

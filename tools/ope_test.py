@@ -91,7 +91,7 @@ def _track_videos(args: argparse.Namespace, spec: Any, videos: list[Any], out_ro
     tracker, _, runtime = build_tracker(args.config, args.resume, args.device, args.amp, mask=args.mask,
                                         refine=args.refine, channels_last=args.channels_last, fast=args.fast,
                                         backend=args.backend, onnx_dir=args.onnx_dir,
-                                        optimize=args.optimize)
+                                        optimize=args.optimize, graphs=args.graphs)
     reader = FrameReader(skip_bad=args.skip_bad_frames)
     logger = init_log("global", log_file=args.log or None)
     logger.info("tracker %s on %s (%d videos, one pass), %s", name, args.dataset, len(videos), runtime.describe())

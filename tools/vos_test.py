@@ -83,7 +83,8 @@ def _track_sequences(args: argparse.Namespace, sequences: list[Any], build_track
                                           refine=args.refine, channels_last=args.channels_last, fast=args.fast,
                                           backend=getattr(args, "backend", "torch"),
                                           onnx_dir=getattr(args, "onnx_dir", None),
-                                          optimize=getattr(args, "optimize", True))
+                                          optimize=getattr(args, "optimize", True),
+                                          graphs=getattr(args, "graphs", "auto"))
     seg_thr = tracker.hp.seg_thr
     binary = is_binary_dataset(args.dataset)
     init_from_mask = bool(getattr(args, "init_from_mask", False))

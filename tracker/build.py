@@ -16,6 +16,10 @@ from .state import state_fingerprint
 
 #: Values of build_tracker's `backend` (the tools' --backend).
 BACKENDS = ("torch", "onnxruntime")
+#: Values of build_tracker's `graphs` (the tools' --graphs) and the compilers each tries, in order (None: the
+#: SIAMMASK_GRAPHS environment variable, else tracker.frozen.DEFAULT_BACKENDS).
+GRAPHS = ("auto", "inductor", "torchscript")
+_GRAPH_BACKENDS = {"auto": None, "inductor": ("inductor", "torchscript"), "torchscript": ("torchscript",)}
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +31,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="exact mode on the CPU: run "
                         "the unfused network (the original's arithmetic, eager kernels) instead of the frozen "
                         "graphs with BatchNorm folded (tracker/frozen.py; same results to float32 rounding)")
+    parser.add_argument("--graphs", default="auto", choices=GRAPHS, help="how the CPU network is compiled "
+                        "(tracker/frozen.py): inductor = torch.compile (fastest per frame, ~20 s of compiling at "
+                        "the first frame, needs a C++ compiler), torchscript (about a second); auto = the "
+                        "SIAMMASK_GRAPHS environment variable, else inductor then torchscript")
 
 
 def check_tracker_inputs(config_path: str, resume: str) -> Config:
@@ -89,7 +97,7 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
                   refine: Optional[bool] = None, channels_last: bool = False,
                   hp_overrides: Optional[dict[str, Any]] = None, lost_threshold: float = DEFAULT_LOST_THRESHOLD,
                   fast: bool = False, backend: str = "torch", onnx_dir: Optional[str] = None,
-                  optimize: bool = True) -> tuple[SiamMaskTracker, Config, Runtime]:
+                  optimize: bool = True, graphs: str = "auto") -> tuple[SiamMaskTracker, Config, Runtime]:
     """A tracker for a config.json and a checkpoint on a device; the anchors are the config's.
 
     Args:
@@ -105,9 +113,13 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         backend: 'torch' (the model of `resume`) or 'onnxruntime': the graphs tools/export_onnx.py wrote to
             `onnx_dir` (their weights are used, `resume` is not read; `amp`, `fast`, `channels_last` do not apply).
         onnx_dir: the export folder for backend 'onnxruntime'.
-        optimize: exact fp32 on the CPU (no `amp`, no `fast`): run the model through tracker.frozen (TorchScript
-            graphs frozen for inference, BatchNorm folded outside the stem; same results to float32 rounding);
-            False keeps the unfused eager model (the original's arithmetic).
+        optimize: on the CPU, run the network as compiled graphs (tracker.frozen: torch.compile / TorchScript,
+            weights frozen; the compilers are tried in the order of ``SIAMMASK_GRAPHS``). Exact fp32 (no `amp`,
+            no `fast`): BatchNorm folded outside the stem, same results to float32 rounding; False keeps the
+            unfused eager model (the original's arithmetic). `fast`: its bf16 copy compiled under autocast; False
+            runs it eagerly.
+        graphs: which compilers `optimize` tries (:data:`GRAPHS`: inductor = torch.compile first, torchscript
+            only, auto = ``SIAMMASK_GRAPHS`` or inductor then torchscript).
 
     Returns:
         (tracker, config, runtime).
@@ -117,6 +129,8 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
     """
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if graphs not in GRAPHS:
+        raise ConfigError(f"--graphs must be one of {', '.join(GRAPHS)}, got {graphs!r}")
     if backend == "onnxruntime":
         return _build_onnx_tracker(config_path, onnx_dir, device, amp or fast or channels_last, mask, refine,
                                    hp_overrides, lost_threshold)
@@ -134,10 +148,14 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
         amp_dtype = amp_dtype_for(runtime.device.type)
         model = make_fast_model(model, amp_dtype, channels_last=True)
         channels_last = True
+        if optimize and runtime.device.type == "cpu":
+            from .frozen import freeze_model
+
+            model = freeze_model(model, backends=_GRAPH_BACKENDS[graphs], net=model)
     elif optimize and amp_dtype is None and runtime.device.type == "cpu":
         from .frozen import freeze_model
 
-        model = freeze_model(model)
+        model = freeze_model(model, backends=_GRAPH_BACKENDS[graphs])
     hp = load_hp(config_path, hp_overrides) if hp_overrides else cfg.hp
     tracker = SiamMaskTracker(model, hp, runtime.device, anchors=cfg.anchors, mask=mask, refine=refine,
                               amp_dtype=amp_dtype, channels_last=channels_last, lost_threshold=lost_threshold,

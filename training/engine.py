@@ -22,6 +22,9 @@ from .invalid_loss import MAX_VALID_LOSS, InvalidSteps
 from .optim import clip_gradients_
 from .progress import LOSS_LOGS, EpochPlan, EpochStats, ProgressLogger
 
+#: The batch's network inputs (converted to channels_last when the runtime says so).
+IMAGE_KEYS = ("template", "search")
+
 
 def reduce_mean(values: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Average a 1-D tensor over the processes (identity in one process)."""
@@ -63,6 +66,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
     t0 = time.perf_counter()
     for batch in progress.log_every(loader, plan):
         batch = {k: v.to(runtime.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        if runtime.channels_last:
+            for key in IMAGE_KEYS:
+                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
         with runtime.autocast():
             out = model(batch)
         losses = compute_losses(out, batch, loss_weights)

@@ -94,6 +94,7 @@ class Runtime:
     local_rank: int = 0
     world_size: int = 1
     backend: Optional[str] = None  # set when torch.distributed was initialised
+    channels_last: bool = False  # model and input crops in channels_last layout (what oneDNN / cuDNN AMP prefer)
 
     @property
     def amp(self) -> bool:
@@ -127,6 +128,8 @@ class Runtime:
         prec = "fp32" if not self.amp else f"amp {str(self.amp_dtype).replace('torch.', '')}"
         if self.amp_dtype == torch.float16:
             prec += f" (loss scale {'static ' + str(self.loss_scale) if self.loss_scale else 'dynamic'})"
+        if self.channels_last:
+            prec += ", channels_last"
         dist = f"{self.backend} rank {self.rank}/{self.world_size}" if self.distributed else "single process"
         return f"device {self.device}, {prec}, {dist}"
 
@@ -142,7 +145,8 @@ def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
 
 
 def init_runtime(device: str = "auto", amp: bool = False, loss_scale: Optional[float] = None,
-                 env: Optional[Mapping[str, str]] = None, init_process_group: bool = True) -> Runtime:
+                 env: Optional[Mapping[str, str]] = None, init_process_group: bool = True,
+                 channels_last: Optional[bool] = None) -> Runtime:
     """Choose the device, set up precision and, under torchrun (WORLD_SIZE > 1), the process group.
 
     Args:
@@ -151,6 +155,8 @@ def init_runtime(device: str = "auto", amp: bool = False, loss_scale: Optional[f
         loss_scale: static loss scale for fp16 (the Ascend port used 128); None = dynamic.
         env: environment to read (default os.environ).
         init_process_group: call torch.distributed.init_process_group when WORLD_SIZE > 1.
+        channels_last: model and crops in channels_last layout; None = with `amp` on CUDA and the CPU (bf16 on an
+            AMX CPU measured 1.5-1.6x faster per training step than NCHW), not on the NPU.
     """
     env = os.environ if env is None else env
     dev_type = resolve_device_type(device)
@@ -174,8 +180,11 @@ def init_runtime(device: str = "auto", amp: bool = False, loss_scale: Optional[f
                 if key not in env:
                     raise RuntimeSetupError(f"WORLD_SIZE={world_size} but {key} is not set; launch with torchrun")
             torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    if channels_last is None:
+        channels_last = amp and dev_type in ("cpu", "cuda")
     return Runtime(device=dev, amp_dtype=amp_dtype_for(dev_type) if amp else None, loss_scale=loss_scale,
-                   rank=rank, local_rank=local_rank, world_size=world_size, backend=backend)
+                   rank=rank, local_rank=local_rank, world_size=world_size, backend=backend,
+                   channels_last=bool(channels_last))
 
 
 def cleanup(runtime: Runtime) -> None:
