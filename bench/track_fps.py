@@ -23,16 +23,15 @@ Modes:
                    measured against on the same machine, in the same run.
     exact-unfused  the unfused fp32 model as `--no-optimize` runs it: no mask head in refine mode, template
                    branches once per target.
-    exact-torchscript  the exact fp32 tracker's network as TorchScript graphs frozen for inference (tracker/frozen.py,
-                   `--graphs torchscript`, what tools/vot_trax.py runs), BatchNorm folded outside the stem.
-    exact          the default exact fp32 tracker: the same folded network compiled by torch.compile (inductor,
-                   weights frozen; `--graphs auto`, falling back to TorchScript where inductor cannot run); same
-                   results to float32 rounding (tests/test_frozen.py). Its compile time (~20 s, once per process)
-                   is spent in the warm-up and printed, not timed.
+    exact          the default exact fp32 tracker (tracker/frozen.py): TorchScript graphs frozen for inference,
+                   BatchNorm folded outside the stem; same results to float32 rounding (tests/test_frozen.py).
+    exact-inductor `--graphs inductor`: the same folded network compiled by torch.compile (inductor, weights
+                   frozen: it also folds the stem's BatchNorm); its compile time (once per process) is spent in the
+                   warm-up and printed, not timed.
     fast           `--fast`: BatchNorm folded, bf16 weights and autocast on the CPU (fp16 on CUDA), channels_last
-                   (tracker.fast.make_fast_model), on the CPU compiled under autocast by torch.compile. Left out of
-                   the default modes on a CPU without native bf16 (oneDNN then emulates it, several times slower
-                   than fp32); `--modes ...,fast` forces it.
+                   (tracker.fast.make_fast_model), on the CPU compiled under autocast by torch.compile
+                   (inductor). Left out of the default modes on a CPU without native bf16 (oneDNN then emulates it,
+                   several times slower than fp32); `--modes ...,fast` forces it.
     onnxruntime    `--backend onnxruntime`: the graphs of tools/export_onnx.py (exported into a temporary folder
                    here), onnxruntime with `--threads` intra-op threads.
 """
@@ -53,7 +52,7 @@ from _common import format_summary, machine_info, print_header, summarize
 
 DEFAULT_CONFORMANCE_WEIGHTS = os.path.join("..", "shared", "conformance", "weights_sharp_seed1_fp16.pth")
 CONFIG = "experiments/siammask_sharp/config_vot.json"
-MODES = ("original-work", "exact-unfused", "exact-torchscript", "exact", "fast", "onnxruntime")
+MODES = ("original-work", "exact-unfused", "exact", "exact-inductor", "fast", "onnxruntime")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -202,8 +201,8 @@ def make_tracker(model: torch.nn.Module, mode: str, device: torch.device, thread
         if device.type == "cpu":
             net = freeze_model(net, net=net)
         channels_last = True
-    elif mode in ("exact", "exact-torchscript"):
-        backends = ("torchscript",) if mode == "exact-torchscript" else None
+    elif mode in ("exact", "exact-inductor"):
+        backends = ("inductor", "torchscript") if mode == "exact-inductor" else None
         net = freeze_model(model, backends=backends) if device.type == "cpu" else model
     elif mode == "onnxruntime":
         from siammask.tracker.onnx_backend import load_onnx_backend
