@@ -23,11 +23,12 @@ Modes:
                    measured against on the same machine, in the same run.
     exact-unfused  the unfused fp32 model as `--no-optimize` runs it: no mask head in refine mode, template
                    branches once per target.
-    exact          the default exact fp32 tracker (tracker/frozen.py): TorchScript graphs frozen for inference,
-                   BatchNorm folded outside the stem; same results to float32 rounding (tests/test_frozen.py).
-    exact-inductor `--graphs inductor`: the same folded network compiled by torch.compile (inductor, weights
-                   frozen: it also folds the stem's BatchNorm); its compile time (once per process) is spent in the
-                   warm-up and printed, not timed.
+    exact-torchscript  `--graphs torchscript` (what tools/vot_trax.py runs): the exact fp32 network as TorchScript
+                   graphs frozen for inference (tracker/frozen.py), BatchNorm folded outside the stem and layer1.
+    exact          the default exact fp32 tracker: the same network compiled by torch.compile (inductor, weights
+                   frozen; it folds the stem and layer1 BatchNorms too); same results to float32 rounding
+                   (tests/test_frozen.py). Its compile time (once per process) is spent in the warm-up and printed,
+                   not timed.
     fast           `--fast`: BatchNorm folded, bf16 weights and autocast on the CPU (fp16 on CUDA), channels_last
                    (tracker.fast.make_fast_model), on the CPU compiled under autocast by torch.compile
                    (inductor). Left out of the default modes on a CPU without native bf16 (oneDNN then emulates it,
@@ -52,7 +53,7 @@ from _common import format_summary, machine_info, print_header, summarize
 
 DEFAULT_CONFORMANCE_WEIGHTS = os.path.join("..", "shared", "conformance", "weights_sharp_seed1_fp16.pth")
 CONFIG = "experiments/siammask_sharp/config_vot.json"
-MODES = ("original-work", "exact-unfused", "exact", "exact-inductor", "fast", "onnxruntime")
+MODES = ("original-work", "exact-unfused", "exact-torchscript", "exact", "fast", "onnxruntime")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -201,8 +202,8 @@ def make_tracker(model: torch.nn.Module, mode: str, device: torch.device, thread
         if device.type == "cpu":
             net = freeze_model(net, net=net)
         channels_last = True
-    elif mode in ("exact", "exact-inductor"):
-        backends = ("inductor", "torchscript") if mode == "exact-inductor" else None
+    elif mode in ("exact", "exact-torchscript"):
+        backends = ("torchscript",) if mode == "exact-torchscript" else None
         net = freeze_model(model, backends=backends) if device.type == "cpu" else model
     elif mode == "onnxruntime":
         from siammask.tracker.onnx_backend import load_onnx_backend

@@ -34,8 +34,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graphs", default="auto", choices=GRAPHS, help="how the CPU network is compiled "
                         "(tracker/frozen.py): inductor = torch.compile (fastest per frame, 5-20 s of compiling "
                         "at the first frame, needs a C++ compiler), torchscript (about a second); auto = the "
-                        "SIAMMASK_GRAPHS environment variable, else torchscript for the exact mode and inductor "
-                        "for --fast")
+                        "SIAMMASK_GRAPHS environment variable, else inductor then torchscript")
 
 
 def check_tracker_inputs(config_path: str, resume: str) -> Config:
@@ -120,8 +119,7 @@ def build_tracker(config_path: str, resume: str, device: str = "auto", amp: bool
             unfused eager model (the original's arithmetic). `fast`: its bf16 copy compiled under autocast; False
             runs it eagerly.
         graphs: which compilers `optimize` tries (:data:`GRAPHS`: inductor = torch.compile first, torchscript
-            only, auto = ``SIAMMASK_GRAPHS``, else tracker.frozen's defaults: TorchScript for exact, inductor for
-            `fast`).
+            only, auto = ``SIAMMASK_GRAPHS``, else inductor then torchscript).
 
     Returns:
         (tracker, config, runtime).

@@ -14,24 +14,25 @@ The template (once per target), its kernels and the base model's mask head run o
 
 Compilers (:func:`graph_backends`, ``SIAMMASK_GRAPHS``), tried in order until one works:
 
-* ``inductor``: ``torch.compile`` with ``freezing`` (weights as constants: oneDNN convolutions with prepacked
-  weights, every BatchNorm folded, fused pointwise ops, generated C++ for the rest). The fast mode's default: its
-  bf16 search graph 19 ms instead of 30 eager (AVX-512 / AMX Xeon, 2 threads); exact fp32 5-10 % faster than
-  TorchScript but further from the original's numbers (see :data:`DEFAULT_BACKENDS`), so only on request
-  (``--graphs inductor``). The first frame of a process waits for the compiler (~5-20 s on 2 cores; later models
-  of the same architecture in the process reuse the compiled code). Needs a C++ compiler (g++ / clang++ /
-  ``$CXX``).
+* ``inductor`` (the default): ``torch.compile`` with ``freezing`` (weights as constants: oneDNN convolutions with
+  prepacked weights, the remaining BatchNorms of the stem and layer1 folded too, fused pointwise ops, generated C++
+  for the rest). Measured on an AVX-512 / AMX Xeon, 2 threads: the exact sharp network 103 ms per frame instead of
+  117 with TorchScript, the fast mode's bf16 search graph 18 ms instead of 30 eager. The first frame of a process
+  waits for the compiler (5-10 s on 2 cores; later models of the same architecture in the process reuse the
+  compiled code), so tools/vot_trax.py (one process per sequence) defaults to TorchScript. Needs a C++ compiler
+  (g++ / clang++ / ``$CXX``).
 * ``torchscript``: traced, ``torch.jit.freeze`` + ``optimize_for_inference`` (oneDNN prepacked, fused ReLU /
-  residual add); about a second to build. The exact mode's default. Not under autocast (the tracer drops it): the
-  fast mode runs eagerly then.
+  residual add) with the stem and layer1 BatchNorms unfolded; about a second to build. Not under autocast (the
+  tracer drops it): the fast mode runs eagerly then.
 
 Exact mode (:func:`freeze_model` of the fp32 model): same function, float32 rounding only. The BatchNorms of ResNet
 layer2 / layer3, the adjust layer, the rpn and the mask branches are folded into their convolutions (in float64,
-then cast, :func:`tracker.fast.fold_bn_into_conv`). The stem (conv1 + bn1) and layer1 keep theirs: on the 0-255
-input conv1's outputs carry a large mean that bn1 removes, and folding there moves the outputs 2-3x further from the
-original's (cls 7.7e-5 of max|cls| instead of 3.2e-5 on the conformance vectors, where the parity tolerance is
-1e-4); folded elsewhere the change stays at the level of a different thread count. ``tests/test_frozen.py`` checks
-the outputs of each compiler against the original's own tensors and the tracker's boxes against the unfused model.
+then cast, :func:`tracker.fast.fold_bn_into_conv`); folded there the change stays at the level of a different
+thread count. The stem (conv1 + bn1) and layer1 are left to the compiler: on the 0-255 input conv1's outputs carry a
+large mean that bn1 removes, and folding there (inductor does) moves the outputs about 2x further from the
+original's: on the conformance vectors max|Δcls| / max|cls| is 8.0e-5 with inductor and 4.6e-5 with TorchScript
+(loc 7.8e-5 / 4.3e-5), where the parity tolerance is 1e-4. ``tests/test_frozen.py`` checks the outputs of each
+compiler against the original's own tensors and the tracker's boxes against the unfused model (0.01 px).
 
 Fast mode (``freeze_model(fast_model, net=fast_model)`` of :func:`tracker.fast.make_fast_model`'s bf16 copy): the
 same graphs compiled under the tracker's autocast.
@@ -109,24 +110,20 @@ def cpu_autocast() -> bool:
 
 _BUILDERS = {"inductor": _inductor, "torchscript": torchscript_graph}
 _NAMES = {"inductor": "torch.compile (inductor)", "torchscript": "TorchScript freezing"}
-#: Graph compilers tried in order by default, for the exact mode and for the fast mode (``net`` given); the
-#: ``SIAMMASK_GRAPHS`` environment variable (a comma-separated list of inductor / torchscript, or eager) overrides
-#: both. Exact: TorchScript, because inductor folds the stem's BatchNorm too (in float32), which takes the outputs
-#: to 8e-5 of max|cls| from the original's where the parity tolerance is 1e-4, for 5-10 % per frame.
-DEFAULT_BACKENDS = ("torchscript",)
-DEFAULT_FAST_BACKENDS = ("inductor", "torchscript")
+#: Graph compilers tried in order by default (``SIAMMASK_GRAPHS``: a comma-separated list of inductor / torchscript,
+#: or eager).
+DEFAULT_BACKENDS = ("inductor", "torchscript")
 
 
-def graph_backends(fast: bool = False) -> tuple[str, ...]:
-    """The compilers to try, from ``SIAMMASK_GRAPHS`` (default :data:`DEFAULT_BACKENDS`, or
-    :data:`DEFAULT_FAST_BACKENDS` for the fast mode; ``eager`` = none).
+def graph_backends() -> tuple[str, ...]:
+    """The compilers to try, from ``SIAMMASK_GRAPHS`` (default :data:`DEFAULT_BACKENDS`; ``eager`` = none).
 
     Raises:
         ConfigError: an unknown name in ``SIAMMASK_GRAPHS``.
     """
     value = os.environ.get("SIAMMASK_GRAPHS", "").strip()
     if not value:
-        return DEFAULT_FAST_BACKENDS if fast else DEFAULT_BACKENDS
+        return DEFAULT_BACKENDS
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [n for n in names if n not in (*_BUILDERS, "eager")]
     if unknown:
@@ -214,7 +211,7 @@ class FrozenModel(nn.Module):
         self.arch = getattr(model, "arch", "")
         self.mask_size = getattr(model, "mask_size", 0)
         self.fallback_reason: Optional[str] = None
-        self.backends = graph_backends(fast=net is not None) if backends is None else tuple(backends)
+        self.backends = graph_backends() if backends is None else tuple(backends)
         self.failed: dict[str, str] = {}  # compiler -> why it failed (not tried again)
         self._search = _SearchGraph(self.net, self.sharp)
         self._corr = _CorrAtGraph(self.net)
