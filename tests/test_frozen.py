@@ -158,7 +158,7 @@ def test_a_failing_compiler_hands_over_to_the_next_one(monkeypatch: pytest.Monke
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("inductor is broken here")
 
-    monkeypatch.setitem(frozen_module._BUILDERS, "inductor", broken)
+    monkeypatch.setitem(frozen_module.GRAPH_BUILDERS, "inductor", broken)
     model = tamed_sharp_model()
     net = freeze_model(model, backends=("inductor", "torchscript"))
     x = torch.rand(1, 3, 255, 255, generator=torch.Generator().manual_seed(0)) * 255

@@ -108,7 +108,8 @@ def cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-_BUILDERS = {"inductor": _inductor, "torchscript": torchscript_graph}
+#: name -> ``build(module, inputs)`` returning the compiled graph (the inductor one run once on `inputs`).
+GRAPH_BUILDERS = {"inductor": _inductor, "torchscript": torchscript_graph}
 _NAMES = {"inductor": "torch.compile (inductor)", "torchscript": "TorchScript freezing"}
 #: Graph compilers tried in order by default (``SIAMMASK_GRAPHS``: a comma-separated list of inductor / torchscript,
 #: or eager).
@@ -125,7 +126,7 @@ def graph_backends() -> tuple[str, ...]:
     if not value:
         return DEFAULT_BACKENDS
     names = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [n for n in names if n not in (*_BUILDERS, "eager")]
+    unknown = [n for n in names if n not in (*GRAPH_BUILDERS, "eager")]
     if unknown:
         raise ConfigError(f"SIAMMASK_GRAPHS: unknown graph compiler {unknown[0]!r} (use inductor, torchscript or "
                           f"eager)")
@@ -238,7 +239,7 @@ class FrozenModel(nn.Module):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # TorchScript's tracer and deprecation notes
-                    return _BUILDERS[backend](module, inputs)
+                    return GRAPH_BUILDERS[backend](module, inputs)
             except Exception as exc:  # noqa: BLE001 - any compiler failure: the next backend computes the same
                 reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
                 self.failed[backend] = reason

@@ -9,7 +9,7 @@ that is not exact to float32 rounding or not faster:
 
 * a trunk parameter requires grad (the unfrozen stage) or the trunk is in train mode;
 * the input is not on the CPU, or autocast is on (the tracer does not keep autocast);
-* building the graph failed once (warned, then never tried again).
+* every compiler failed once (warned, then never tried again).
 
 The graphs are rebuilt when any trunk parameter or buffer changed since they were built (``Tensor._version``:
 ``load_state_dict`` on resume), and one graph is kept per input shape / layout. A deep copy of the model does not
@@ -30,13 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from ..tracker.fast import fold_batchnorms
-from ..tracker.frozen import cpu_autocast, torchscript_graph
+from ..tracker.frozen import GRAPH_BUILDERS, cpu_autocast, graph_backends
 
 
 class FrozenTrunkRunner:
     """Runs a frozen ResNet trunk through TorchScript graphs frozen for inference (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, backends: Optional[tuple[str, ...]] = None) -> None:
+        self.backends = graph_backends() if backends is None else tuple(backends)
         self._graphs: dict[Any, Any] = {}
         self._versions: Optional[tuple[int, ...]] = None
         self.failed: Optional[str] = None  # why building a graph failed (then the runner always declines)
@@ -79,12 +80,15 @@ class FrozenTrunkRunner:
     def _build(self, trunk: nn.Module, x: Tensor) -> Any:
         folded = copy.deepcopy(trunk).eval()
         fold_batchnorms(folded)
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # the tracer's notes
-                return torchscript_graph(folded, (x,))
-        except Exception as exc:  # noqa: BLE001 - any TorchScript failure: the eager trunk computes the same
-            self.failed = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            warnings.warn(f"training.frozen_trunk: TorchScript freezing failed ({self.failed}); the frozen trunk "
-                          "runs eagerly", RuntimeWarning, stacklevel=3)
-            return None
+        for backend in self.backends:
+            try:
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")  # the tracer's notes
+                    return GRAPH_BUILDERS[backend](folded, (x,))
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: the next one (or eager) computes the same
+                reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+                warnings.warn(f"training.frozen_trunk: {backend} failed ({reason}); trying the next compiler",
+                              RuntimeWarning, stacklevel=3)
+        self.failed = "no graph compiler worked"
+        warnings.warn("training.frozen_trunk: the frozen trunk runs eagerly", RuntimeWarning, stacklevel=3)
+        return None
