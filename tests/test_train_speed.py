@@ -233,3 +233,34 @@ def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trai
     import copy
 
     assert copy.deepcopy(model).features.trunk_runner is None  # copies (the tracker's) run the trunk eagerly
+
+
+def test_channels_last_comes_with_amp_and_the_engine_feeds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init_runtime: channels_last on with --amp on the CPU (auto), off without, as asked otherwise; the epoch loop
+    hands the model its crops in that layout (and leaves the labels alone)."""
+    assert init_runtime("cpu", amp=True, env={}).channels_last
+    assert not init_runtime("cpu", env={}).channels_last
+    assert not init_runtime("cpu", amp=True, env={}, channels_last=False).channels_last
+    runtime = init_runtime("cpu", env={}, channels_last=True)
+    assert "channels_last" in runtime.describe()
+    seen: list[tuple[bool, bool]] = []
+
+    class _Layout(_Stub):
+        def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            seen.append((batch["search"].is_contiguous(memory_format=torch.channels_last),
+                         batch["label_mask"].is_contiguous()))
+            return {"x": self.w * batch["search"].mean()}
+
+    def losses(out, batch, weights):
+        zero = out["x"] * 0
+        return {"cls": out["x"], "loc": zero, "mask": zero, "total": out["x"], "iou_mean": zero.detach(),
+                "iou_at_5": zero.detach(), "iou_at_7": zero.detach()}
+
+    model = _Layout()
+    loader = [{"template": torch.rand(2, 3, 5, 5), "search": torch.rand(2, 3, 9, 9),
+               "label_mask": torch.rand(2, 1, 9, 9)} for _ in range(2)]
+    progress = ProgressLogger(logging.getLogger("test_layout"), runtime, 2, 2, total=2)
+    monkeypatch.setattr("siammask.training.engine.compute_losses", losses)
+    train_one_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), runtime.make_scaler(), loader, runtime,
+                    progress, EpochPlan(0, 2, 0.1), CFG.loss.weight, CFG.clip, 10.0, InvalidSteps())
+    assert seen == [(True, True), (True, True)]
