@@ -100,6 +100,30 @@ def inductor_available() -> bool:
     return any(c and shutil.which(c) for c in candidates)
 
 
+def compile_graph(module: nn.Module, inputs: tuple[Tensor, ...], backends: tuple[str, ...], failed: dict[str, str],
+                  who: str) -> Optional[Any]:
+    """`module` compiled for `inputs` by the first of `backends` that works, or None (then it runs eagerly).
+
+    Compilers in `failed` (name -> reason) are skipped; a new failure is added there and warned once, naming `who`.
+    Under CPU autocast TorchScript is skipped (its tracer drops autocast).
+    """
+    autocast = cpu_autocast()
+    for backend in backends:
+        if backend in failed or (autocast and backend == "torchscript"):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript's tracer and deprecation notes
+                return GRAPH_BUILDERS[backend](module, inputs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the next backend computes the same
+            failed[backend] = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            following = next((b for b in backends if b not in failed), "eager")
+            warnings.warn(f"{who}: {_NAMES[backend]} failed ({failed[backend]}); running the network "
+                          f"{_NAMES[following] if following != 'eager' else 'eagerly'} instead",
+                          RuntimeWarning, stacklevel=4)
+    return None
+
+
 def cpu_autocast() -> bool:
     """Whether CPU autocast is on (``torch.is_autocast_enabled("cpu")``; its older spelling on torch < 2.4)."""
     try:
@@ -211,7 +235,6 @@ class FrozenModel(nn.Module):
         self.sharp = callable(getattr(model, "refine", None))
         self.arch = getattr(model, "arch", "")
         self.mask_size = getattr(model, "mask_size", 0)
-        self.fallback_reason: Optional[str] = None
         self.backends = graph_backends() if backends is None else tuple(backends)
         self.failed: dict[str, str] = {}  # compiler -> why it failed (not tried again)
         self._search = _SearchGraph(self.net, self.sharp)
@@ -232,23 +255,13 @@ class FrozenModel(nn.Module):
     def _build(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
         if not self.freeze or inputs[0].device.type != "cpu":
             return module
-        autocast = cpu_autocast()
-        for backend in self.backends:
-            if backend in self.failed or (autocast and backend == "torchscript"):
-                continue  # TorchScript's tracer does not keep autocast
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # TorchScript's tracer and deprecation notes
-                    return GRAPH_BUILDERS[backend](module, inputs)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: the next backend computes the same
-                reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-                self.failed[backend] = reason
-                self.fallback_reason = reason if self.fallback_reason is None else self.fallback_reason
-                following = next((b for b in self.backends if b not in self.failed), "eager")
-                warnings.warn(f"tracker.frozen: {_NAMES[backend]} failed ({reason}); running the network "
-                              f"{_NAMES[following] if following != 'eager' else 'eagerly'} instead",
-                              RuntimeWarning, stacklevel=3)
-        return module
+        graph = compile_graph(module, inputs, self.backends, self.failed, "tracker.frozen")
+        return module if graph is None else graph
+
+    @property
+    def fallback_reason(self) -> Optional[str]:
+        """Why the first compiler that failed failed (None when none did)."""
+        return next(iter(self.failed.values()), None)
 
     # ------------------------------------------------------------------ the tracker's calls
     def template(self, z: Tensor) -> Tensor:

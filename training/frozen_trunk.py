@@ -23,14 +23,13 @@ Usage::
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..tracker.fast import fold_batchnorms
-from ..tracker.frozen import GRAPH_BUILDERS, cpu_autocast, graph_backends
+from ..tracker.frozen import compile_graph, cpu_autocast, graph_backends
 
 
 class FrozenTrunkRunner:
@@ -40,7 +39,8 @@ class FrozenTrunkRunner:
         self.backends = graph_backends() if backends is None else tuple(backends)
         self._graphs: dict[Any, Any] = {}
         self._versions: Optional[tuple[int, ...]] = None
-        self.failed: Optional[str] = None  # why building a graph failed (then the runner always declines)
+        self.failures: dict[str, str] = {}  # compiler -> why it failed (not tried again)
+        self.failed: Optional[str] = None  # set when every compiler failed (then the runner always declines)
         self.calls = 0  # forwards run through a graph (for logs and tests)
 
     def __deepcopy__(self, memo: dict) -> None:
@@ -80,15 +80,8 @@ class FrozenTrunkRunner:
     def _build(self, trunk: nn.Module, x: Tensor) -> Any:
         folded = copy.deepcopy(trunk).eval()
         fold_batchnorms(folded)
-        for backend in self.backends:
-            try:
-                with warnings.catch_warnings(), torch.no_grad():
-                    warnings.simplefilter("ignore")  # the tracer's notes
-                    return GRAPH_BUILDERS[backend](folded, (x,))
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: the next one (or eager) computes the same
-                reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-                warnings.warn(f"training.frozen_trunk: {backend} failed ({reason}); trying the next compiler",
-                              RuntimeWarning, stacklevel=3)
-        self.failed = "no graph compiler worked"
-        warnings.warn("training.frozen_trunk: the frozen trunk runs eagerly", RuntimeWarning, stacklevel=3)
-        return None
+        with torch.no_grad():
+            graph = compile_graph(folded, (x,), self.backends, self.failures, "training.frozen_trunk")
+        if graph is None:
+            self.failed = "no graph compiler worked: " + "; ".join(f"{k}: {v}" for k, v in self.failures.items())
+        return graph
