@@ -4,18 +4,21 @@ the two-JPEG decode cap.
 The built-in synthetic crops are flat and decode about twice as fast as photographs, so by default this bench
 makes the built-in 'quick' set in a temporary folder and re-encodes every crop511 image with multi-scale texture
 (JPEG quality 90, about 80 KiB per 511x511 crop, what crops of YouTube-VOS / COCO frames weigh). Then it runs
-`--rounds` interleaved rounds of three measurements over the same `--samples` samples:
+`--rounds` interleaved rounds of four measurements over the same `--samples` samples:
 
 * in-process: ``dataset[i]`` in a loop (one process, OpenCV single-threaded as in a DataLoader worker);
 * decode cap: ``cv2.imread`` of the sample's two 511 JPEGs and nothing else, what a pipeline that decodes whole
   images cannot beat (this one decodes only the rows and columns its crops read, so it can);
+* original-work: the original SiamMask's per-sample work on the same pairs (:func:`original_work`: whole-image
+  ``cv2.imread`` of both JPEGs and the mask PNG, float64 colour and blur, float64 anchor targets), the in-run
+  stand-in for the original, which this bench does not run;
 * DataLoader: batches of `--batch-size` from `--workers` persistent worker processes (each round a new pass), as
   the training loader makes them (:class:`~datasets.shared_batches.SharedBatchLoader`).
 
-It prints the median and spread of the rounds (wall clock, and samples per CPU-second of this process for the two
-single-process loops, which other load on the machine disturbs less), and the DataLoader's speed-up over the
-in-process loop. The original SiamMask is not run here; it decodes both whole JPEGs of each sample, so the decode cap
-bounds its in-process rate from above.
+It prints the median and spread of the rounds (wall clock, and samples per CPU-second of this process for the
+single-process loops, which other load on the machine disturbs less), the in-process loop's speed-up over
+original-work (median of the per-round ratios) and the DataLoader's speed-up over the in-process loop. The original
+decodes both whole JPEGs of each sample, so the decode cap also bounds its in-process rate from above.
 
 Usage::
 
@@ -35,6 +38,7 @@ import numpy as np
 import torch.utils.data
 
 from siammask.datasets import build_train_dataset
+from siammask.datasets.crop import target_box_in_crop
 from siammask.datasets.synthetic import make_builtin_data
 from siammask.utils.config import load_config
 from siammask.utils.runtime import worker_init_fn
@@ -102,6 +106,105 @@ def jpeg_stats(data_root: str) -> str:
     return f"{len(paths)} crop511 JPEGs, {shape[1]}x{shape[0]}, mean {np.mean(sizes) / 1024:.0f} KiB"
 
 
+def original_work(dataset: object, index: int) -> tuple[np.ndarray, ...]:
+    """The original SiamMask's per-sample work (`DataSets.__getitem__`, reference.md D.3-D.5) on sample `index`'s
+    pair, written out here as the in-run stand-in `original-work` (the original itself is not run by this bench).
+
+    What it does, as the original does it: ``cv2.imread`` of the template and the search crop511 JPEG (twice for a
+    single-frame track, whose two crops are one file) and, on positive pairs of mask datasets, of the mask PNG made
+    a float32 0/1 array (else a zero float32 511 mask); grey on the whole 511 image (both branches); per branch one
+    ``cv2.warpAffine`` of the uint8 image (and of the float mask) to the output square; a float64 zero offset array
+    of the crop's shape, then ``image - offset`` (float64); the cross-kernel blur as ``cv2.filter2D`` with the
+    explicit float64 kernel; the anchor targets with float64 IoU / deltas over all anchors, then the random picks;
+    the transpose to CHW and ``astype(float32)``; the mask label ``(mask > 0.5) * 2 - 1`` (int64) made float32. Its
+    random draws are this project's (the same distributions), so it crops the same boxes as ``dataset[index]``.
+    """
+    cfg = dataset.cfg
+    plan = dataset.plan(index)
+    rng = np.random.default_rng([dataset.seed, 1, index])
+    template_image = cv2.imread(plan.template.image_path)
+    search_image = cv2.imread(plan.search.image_path)
+    if dataset.subsets[plan.dataset].has_mask and not plan.negative:
+        search_mask = (cv2.imread(plan.search.mask_path, 0) > 0).astype(np.float32)
+    else:
+        search_mask = np.zeros(search_image.shape[:2], dtype=np.float32)
+    template_box = target_box_in_crop(plan.template.size_wh, template_image.shape, cfg.template_size)
+    search_box = target_box_in_crop(plan.search.size_wh, search_image.shape, cfg.template_size)
+
+    def augment(aug, image, box, mask=None):
+        if plan.gray:
+            grayed = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            image = np.zeros((grayed.shape[0], grayed.shape[1], 3), np.uint8)
+            image[:, :, 0] = image[:, :, 1] = image[:, :, 2] = grayed
+        draws = aug.draw(image.shape, rng)
+        size = aug.size
+        x1, y1, x2, y2 = draws.crop
+        a, b = (size - 1) / (x2 - x1), (size - 1) / (y2 - y1)
+        mapping = np.array([[a, 0, -a * x1], [0, b, -b * y1]]).astype(np.float64)
+        out = cv2.warpAffine(image, mapping, (size, size), borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if mask is not None:
+            mask = cv2.warpAffine(mask, mapping, (size, size), borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        offset = np.zeros(out.shape)
+        offset = draws.offset.astype(np.float64).reshape(3)
+        out = out - offset
+        if draws.blur is not None:
+            side, wx = draws.blur
+            kernel = np.zeros((side, side))
+            c = side // 2
+            kernel[:, c] += 1.0 / side * wx
+            kernel[c, :] += 1.0 / side * (1 - wx)
+            out = cv2.filter2D(out, -1, kernel)
+        return out, aug.target_box(box, draws), mask
+
+    template, _, _ = augment(dataset.template_aug, template_image, template_box)
+    search, bbox, mask = augment(dataset.search_aug, search_image, search_box, search_mask)
+    anchors = dataset.anchor_target
+    corners, centres = anchors.corners, anchors.centres
+    shape = anchors.shape
+    cls = np.zeros(shape, dtype=np.int64)
+    cls[...] = -1
+    delta = np.zeros((4,) + shape, dtype=np.float32)
+    delta_weight = np.zeros(shape, dtype=np.float32)
+    tx1, ty1, tx2, ty2 = (float(v) for v in bbox)
+    tcx, tcy, tw, th = (tx1 + tx2) * 0.5, (ty1 + ty2) * 0.5, tx2 - tx1, ty2 - ty1
+    x1, y1, x2, y2 = corners
+    cx, cy, w, h = centres
+    delta[0] = (tcx - cx) / w
+    delta[1] = (tcy - cy) / h
+    delta[2] = np.log(tw / w)
+    delta[3] = np.log(th / h)
+    xx1, yy1 = np.maximum(tx1, x1), np.maximum(ty1, y1)
+    xx2, yy2 = np.minimum(tx2, x2), np.minimum(ty2, y2)
+    inter = np.maximum(0, xx2 - xx1) * np.maximum(0, yy2 - yy1)
+    overlap = inter / ((x2 - x1) * (y2 - y1) + (tx2 - tx1) * (ty2 - ty1) - inter)
+    at = cfg.anchor_target
+
+    def select(position, keep):
+        num = position[0].shape[0]
+        if num <= keep:
+            return position, num
+        order = np.arange(num)
+        rng.shuffle(order)
+        return tuple(p[order[:keep]] for p in position), keep
+
+    if plan.negative:
+        lo = max(shape[1] // 2 - 3, 0)
+        window = cls[:, lo:lo + 7, lo:lo + 7]
+        position, _ = select(np.where(window == -1), at.negative)
+        window[position] = 0
+    else:
+        pos, pos_num = select(np.where(overlap > at.thr_high), at.positive)
+        neg, _ = select(np.where(overlap < at.thr_low), at.rpn_batch - pos_num)
+        cls[pos] = 1
+        delta_weight[pos] = 1.0 / (pos_num + 1e-6)
+        cls[neg] = 0
+    mask_weight = cls.max(axis=0, keepdims=True) if not plan.negative else np.zeros((1,) + shape[1:])
+    template, search = (np.transpose(x, (2, 0, 1)).astype(np.float32) for x in (template, search))
+    mask = (np.expand_dims(mask, axis=0) > 0.5) * 2 - 1
+    return (template, search, cls, delta, delta_weight, np.array(bbox, np.float32), np.array(mask, np.float32),
+            np.array(mask_weight, np.float32))
+
+
 def _workers_cpu(iterator: object) -> float | None:
     """CPU seconds (user + system) used so far by a DataLoader iterator's worker processes (Linux /proc), or None."""
     workers = getattr(iterator, "_workers", None)
@@ -135,8 +238,9 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
                           persistent_workers=args.workers > 0)
     for _ in loader:  # start the workers, warm them
         pass
-    rates: dict[str, list[float]] = {k: [] for k in ("in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu",
-                                                     "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu")}
+    rates: dict[str, list[float]] = {k: [] for k in (
+        "in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu", "original_work", "original_work_cpu",
+        "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu")}
     for _ in range(args.rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(n):
@@ -149,6 +253,11 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
             cv2.imread(b)
         rates["decode_cap"].append(n / (time.perf_counter() - start))
         rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for i in range(n):
+            original_work(dataset, i)
+        rates["original_work"].append(n / (time.perf_counter() - start))
+        rates["original_work_cpu"].append(n / (time.process_time() - start_cpu))
         seen = 0
         start, start_cpu = time.perf_counter(), time.process_time()
         inner = getattr(loader, "loader", loader)  # SharedBatchLoader wraps a DataLoader
@@ -185,6 +294,13 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
           f"{stats['decode_cap_cpu']['median']:.1f} per CPU-second")
     share = 100 * stats["in_process_cpu"]["median"] / stats["decode_cap_cpu"]["median"]
     print(f"in-process / cap:        {share:.0f} % (CPU time)")
+    print(f"original-work:           {format_summary(stats['original_work'], 'samples/s')}, "
+          f"{stats['original_work_cpu']['median']:.1f} per CPU-second")
+    ratios = [a / b for a, b in zip(rates["in_process"], rates["original_work"])]
+    cpu_ratios = [a / b for a, b in zip(rates["in_process_cpu"], rates["original_work_cpu"])]
+    stats["vs_original_work"] = summarize(ratios)
+    print(f"in-process / original-work: {format_summary(stats['vs_original_work'], 'x', digits=2)} "
+          f"({summarize(cpu_ratios)['median']:.2f}x in CPU time)")
     print(f"DataLoader {args.workers} workers:    {format_summary(stats['dataloader'], 'samples/s')} "
           f"(batch {args.batch_size}, persistent workers, "
           f"{'reused shared-memory batches' if SharedBatchLoader else 'default collate'}), "
@@ -195,8 +311,9 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         print(f"  per worker CPU-second: {per_cpu:.1f} samples ({share:.0f} % "
               f"of in-process: the collate and IPC cost); main process "
               f"{stats['dataloader_main_cpu']['median']:.0f} samples per CPU-second")
-    print("the original SiamMask is not run here: it decodes both whole JPEGs of every sample (cv2.imread), so its "
-          "in-process rate is below the decode cap of this run; compare with it side by side on one machine")
+    print("the original SiamMask is not run here: original-work is its per-sample work written out in this bench "
+          "(original_work); the original decodes both whole JPEGs of every sample, so its in-process rate is also "
+          "below the decode cap")
     return stats
 
 

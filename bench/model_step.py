@@ -16,9 +16,10 @@ its BatchNorms unfolded, SGD and gradient clipping without ``foreach`` (the orig
 same arithmetic as the original's step; the original's own code is not run here), and each configuration's
 speed-up over it is the median of per-round ratios, so both figures of a ratio come from one run.
 
-This project's configurations run as the training tool runs them: channels_last for bf16 / fp16 (``--channels-last
-auto``), and in the frozen fp32 stage on the CPU the trunk as a TorchScript inference graph
-(:mod:`training.frozen_trunk`, ``--no-trunk-graph`` runs it eagerly).
+This project's configurations run as the training tool runs them (``--channels-last auto``): channels_last on the
+CPU (fp32 and bf16) and for fp16 / bf16 on CUDA, and in the frozen fp32 stage on the CPU the trunk as a compiled
+inference graph (:mod:`training.frozen_trunk`: torch.compile, else TorchScript; ``--no-trunk-graph`` runs it
+eagerly). The original-work configurations stay NCHW, as the original ran.
 
 Every configuration (stage x precision x layout) is built in this one process and timed in interleaved rounds
 (round r times `--steps` steps of each configuration in turn), so that load from other processes falls on all of
@@ -66,9 +67,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--amp", action="store_true", help="same as --precision bf16")
     parser.add_argument("--channels-last", choices=["auto", "off", "on", "both"], default="auto",
                         help="model and images in channels_last layout (default auto: as the training tool, on "
-                        "for bf16 / fp16, off for fp32)")
+                        "on the CPU and for bf16 / fp16 on CUDA)")
     parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True,
-                        help="fp32 on the CPU: the frozen trunk as a TorchScript inference graph, as the training "
+                        help="fp32 on the CPU: the frozen trunk as a compiled inference graph, as the training "
                         "tool (training/frozen_trunk.py; only the frozen stage uses it)")
     parser.add_argument("--no-original-work", action="store_true",
                         help="do not time the original's work (full mask head, no foreach, per-term .item())")
@@ -274,7 +275,8 @@ def main(args: argparse.Namespace) -> list[Configuration]:
                  for p in dict.fromkeys(precisions + ([] if args.no_original_work else ["fp32"]))}
         print("peaks: " + "; ".join(f"{p} torch.mm 2048^2 {mm:.1f} GFLOP/s, 3x3 conv 256->256 {conv:.1f} GFLOP/s"
                                     for p, (mm, conv) in peaks.items()))
-    configs = [Configuration(args, stage, precision, precision != "fp32" if layout is None else layout, device)
+    auto_layout = {p: device.type == "cpu" or p != "fp32" for p in precisions}  # as utils.runtime.init_runtime
+    configs = [Configuration(args, stage, precision, auto_layout[precision] if layout is None else layout, device)
                for stage, precision, layout in itertools.product(args.stage, precisions, layouts)]
     if not args.no_original_work:
         configs = [Configuration(args, stage, "fp32", False, device, original_work=True)

@@ -30,6 +30,7 @@ import numpy as np
 from siammask.utils.config import AugBranchConfig
 
 from .jpeg import EncodedImage
+from .row_writes import subtract_into
 
 # The original's fixed PCA colour matrix (`rgbVar`), RGB order.
 RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],
@@ -171,8 +172,12 @@ class Augmentation:
         offset = draws.offset
         # a flipped crop is made in scratch memory and written mirrored to its destination (one copy, as before)
         pixels = dest if dest is not None and not draws.flip else np.empty((3, size, size), dtype=np.float32)
-        for c in range(3):
-            np.subtract(planes[c], offset[c], out=pixels[c], dtype=np.float32)
+        if pixels is dest and draws.blur is None and draws.resize is None:  # final values, into the caller's row
+            for c in range(3):
+                subtract_into(planes[c], offset[c], pixels[c])
+        else:  # scratch, or worked on further (blur, resize): ordinary stores keep it in the cache
+            for c in range(3):
+                np.subtract(planes[c], offset[c], out=pixels[c], dtype=np.float32)
         if draws.blur is not None:
             _apply_blur(pixels, *draws.blur)
         if draws.resize is not None:

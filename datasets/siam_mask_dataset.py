@@ -56,13 +56,12 @@ from .augmentation import Augmentation, fits_output, warp_source_rect
 from .crop import target_box_in_crop
 from .errors import DataError
 from .jpeg import EncodedImage, decode_bytes, read_bytes
+from .row_writes import fill_into, mask_label_into
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
 
 MAX_REPLACEMENTS = 16  # tries to find a readable replacement sample before giving up (skip_bad)
 COUNTER_SLOTS = 256  # bad-sample counters: one for the main process, one per DataLoader worker (id mod 255)
-#: uint8 warped mask -> float32 label: +1 above 127, else -1 (the original's ``(mask > 0.5) * 2 - 1`` on 0..255)
-_MASK_LABEL_LUT = np.where(np.arange(256) > 127, 1, -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -309,13 +308,17 @@ def _label_mask(mask: Optional[np.ndarray], search_size: int, dest: Optional[np.
     """(1, S, S) float32 mask label: +1 / -1 from the warped uint8 `mask`, all -1 without one; written into `dest`
     when it fits (:func:`~datasets.augmentation.fits_output`)."""
     shape = (1, search_size, search_size)
-    label = dest if fits_output(dest, shape) else np.empty(shape, dtype=np.float32)
+    if fits_output(dest, shape):  # the caller's row: streaming stores (datasets.row_writes)
+        if mask is None:
+            fill_into(dest, -1.0)
+        else:
+            mask_label_into(mask, dest[0])
+        return dest
+    label = np.empty(shape, dtype=np.float32)
     if mask is None:
         label.fill(-1)
-        return label
-    got = cv2.LUT(mask, _MASK_LABEL_LUT, dst=label[0])
-    if got.ctypes.data != label.ctypes.data:  # OpenCV made its own array (it should not: same size and type)
-        np.copyto(label[0], got)
+    else:
+        mask_label_into(mask, label[0], stream=False)
     return label
 
 

@@ -235,11 +235,11 @@ def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trai
     assert copy.deepcopy(model).features.trunk_runner is None  # copies (the tracker's) run the trunk eagerly
 
 
-def test_channels_last_comes_with_amp_and_the_engine_feeds_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """init_runtime: channels_last on with --amp on the CPU (auto), off without, as asked otherwise; the epoch loop
-    hands the model its crops in that layout (and leaves the labels alone)."""
+def test_channels_last_on_the_cpu_and_the_engine_feeds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init_runtime: channels_last on the CPU (auto: fp32 and --amp), as asked otherwise; the epoch loop hands the
+    model its crops in that layout (and leaves the labels alone)."""
     assert init_runtime("cpu", amp=True, env={}).channels_last
-    assert not init_runtime("cpu", env={}).channels_last
+    assert init_runtime("cpu", env={}).channels_last
     assert not init_runtime("cpu", amp=True, env={}, channels_last=False).channels_last
     runtime = init_runtime("cpu", env={}, channels_last=True)
     assert "channels_last" in runtime.describe()

@@ -68,7 +68,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: 
         batch = {k: v.to(runtime.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
         if runtime.channels_last:
             for key in IMAGE_KEYS:
-                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
+                if key in batch and batch[key].dim() == 4:
+                    batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
         with runtime.autocast():
             out = model(batch)
         losses = compute_losses(out, batch, loss_weights)
