@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds the Cython VOT region-overlap extension (utils/region/_region_ext*.so) and the libjpeg region decoder
-# (datasets/_jpeg_region*.so; needs libjpeg-turbo's headers, Debian/Ubuntu libjpeg-dev) in place.
-# Both optional: without them utils.region uses its numba implementation (identical numbers) and the training set
-# decodes whole JPEGs with OpenCV (identical samples, slower).
+# Builds the Cython VOT region-overlap extension (utils/region/_region_ext*.so), the libjpeg region decoder
+# (datasets/_jpeg_region*.so; needs libjpeg-turbo's headers, Debian/Ubuntu libjpeg-dev) and the streaming-store
+# writer of batch rows (datasets/_stream*.so, plain C) in place.
+# All optional: without them utils.region uses its numba implementation (identical numbers), the training set
+# decodes whole JPEGs with OpenCV and numpy writes the batch rows (identical samples, slower).
 # Usage: bash make.sh            (PYTHON=/path/to/python bash make.sh to pick the interpreter; default: the project venv)
 set -euo pipefail
 
 case "${1:-}" in
   -h|--help)
-    echo "usage: bash make.sh   # builds utils/region/_region_ext in place with setup.py build_ext --inplace"
+    echo "usage: bash make.sh   # builds the C / Cython extensions in place with setup.py build_ext --inplace"
     exit 0
     ;;
   "") ;;
@@ -24,3 +25,4 @@ source test/python_env.sh  # keeps $PYTHON if set, else the project venv (create
 "$PYTHON" setup.py build_ext --inplace
 "$PYTHON" -c "import siammask.utils.region as r; print('siammask.utils.region backend:', r.BACKEND)"
 "$PYTHON" -c "import siammask.datasets.jpeg as j; print('crop511 JPEG decoding:', 'region decoder' if j.region_decoder_ok() else 'whole images (OpenCV)')"
+"$PYTHON" -c "import siammask.datasets.row_writes as w; print('batch rows:', 'streaming stores' if w.STREAMING else 'numpy')"
