@@ -23,7 +23,10 @@ decodes both whole JPEGs of each sample, so the decode cap also bounds its in-pr
 Usage::
 
     python bench/data_pipeline.py [--samples 1024] [--rounds 5] [--workers 2] [--batch-size 64] [--data-root DIR]
-                                  [--flat]
+                                  [--flat] [--plain-writes]
+
+``--plain-writes`` adds a second DataLoader whose workers write the batch rows with ordinary stores
+(:mod:`datasets.row_writes` off) and prints what the streaming stores buy, in the same rounds.
 """
 from __future__ import annotations
 
@@ -48,6 +51,10 @@ try:  # absent in checkouts before the region decoder: the bench also times thos
     from siammask.datasets.shared_batches import SharedBatchLoader  # the training loader's (training/loader.py)
 except ImportError:
     jpeg = SharedBatchLoader = None
+try:  # absent before the streaming-store writes
+    from siammask.datasets import row_writes
+except ImportError:
+    row_writes = None
 
 from _common import format_summary, machine_info, print_header, summarize  # bench/ is the script's folder
 
@@ -65,6 +72,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=64, help="DataLoader batch (default 64, the training "
                         "tool's -b)")
+    parser.add_argument("--plain-writes", action="store_true", help="also time a DataLoader whose workers write the "
+                        "batch rows with ordinary stores (datasets.row_writes off), for what the streaming stores buy")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -223,7 +232,7 @@ def _workers_cpu(iterator: object) -> float | None:
 
 
 def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    """Interleaved rounds of the three measurements; samples/s per round by name."""
+    """Interleaved rounds of the measurements (module docstring); samples/s per round by name."""
     cfg = load_config(args.config)
     dataset = build_train_dataset(cfg, data_root, seed=args.seed)
     n = min(args.samples, len(dataset))
@@ -233,14 +242,26 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
     for i in range(min(20, n)):  # warm the page cache and OpenCV
         dataset[i]
     loader_class = SharedBatchLoader if SharedBatchLoader is not None else torch.utils.data.DataLoader
-    loader = loader_class(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch_size,
-                          num_workers=args.workers, shuffle=False, worker_init_fn=worker_init_fn,
-                          persistent_workers=args.workers > 0)
-    for _ in loader:  # start the workers, warm them
-        pass
+
+    def make_loader() -> object:
+        made = loader_class(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch_size,
+                            num_workers=args.workers, shuffle=False, worker_init_fn=worker_init_fn,
+                            persistent_workers=args.workers > 0)
+        for _ in made:  # start the workers (they fork now and keep this process's settings), warm them
+            pass
+        return made
+
+    loader = make_loader()
+    plain_loader = None
+    if args.plain_writes and row_writes is not None:
+        streaming, row_writes.STREAMING = row_writes.STREAMING, False
+        try:
+            plain_loader = make_loader()
+        finally:
+            row_writes.STREAMING = streaming
     rates: dict[str, list[float]] = {k: [] for k in (
         "in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu", "original_work", "original_work_cpu",
-        "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu")}
+        "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu", "dataloader_plain_writes")}
     for _ in range(args.rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(n):
@@ -268,6 +289,11 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         rates["dataloader_main_cpu"].append(seen / max(time.process_time() - start_cpu, 1e-9))
         if workers_start is not None:
             rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(inner._iterator) - workers_start, 1e-9))
+        if plain_loader is not None:
+            seen, start = 0, time.perf_counter()
+            for batch in plain_loader:
+                seen += batch["template"].shape[0]
+            rates["dataloader_plain_writes"].append(seen / (time.perf_counter() - start))
     return rates
 
 
@@ -305,6 +331,10 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
           f"(batch {args.batch_size}, persistent workers, "
           f"{'reused shared-memory batches' if SharedBatchLoader else 'default collate'}), "
           f"{stats['dataloader']['median'] / stats['in_process']['median']:.2f}x in-process")
+    if stats.get("dataloader_plain_writes", {}).get("rounds"):
+        ratios = summarize([a / b for a, b in zip(rates["dataloader"], rates["dataloader_plain_writes"])])
+        print(f"  with ordinary stores:  {format_summary(stats['dataloader_plain_writes'], 'samples/s')}; streaming "
+              f"stores {format_summary(ratios, 'x', 2)}")
     if stats.get("dataloader_worker_cpu", {}).get("rounds"):
         per_cpu = stats["dataloader_worker_cpu"]["median"]
         share = 100 * per_cpu / stats["in_process_cpu"]["median"]

@@ -32,8 +32,9 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
   (tests/test_data_pipeline.py compares them with hashes made by the code before this change);
 * speed: :meth:`SiamMaskDataset.getitem_into` writes a sample's large arrays (template, search, label_mask) straight
   into given arrays, e.g. a row of a DataLoader worker's shared batch buffer
-  (:class:`~datasets.shared_batches.SharedBatchLoader`), instead of into new memory that is then copied there; the
-  values are those of ``dataset[index]``.
+  (:class:`~datasets.shared_batches.SharedBatchLoader`), instead of into new memory that is then copied there, and
+  writes their final values with streaming stores (:mod:`datasets.row_writes`: such rows are never in the cache);
+  the values are those of ``dataset[index]``.
 """
 from __future__ import annotations
 

@@ -30,3 +30,24 @@ def test_format_and_machine_line():
     info = common.machine_info(threads=2)
     line = common.machine_line(info)
     assert "2 threads" in line and f"torch {info['torch']}" in line and "device cpu" in line
+
+
+def test_data_pipeline_bench_times_the_original_work_beside_the_pipeline():
+    """bench/data_pipeline.py runs end to end on a tiny built-in set and prints original-work, the in-process ratio
+    to it (consistent with the two rates it prints) and, with --plain-writes, the ordinary-stores loader."""
+    import re
+    import subprocess
+    import sys
+
+    bench = Path(__file__).parent.parent / "bench" / "data_pipeline.py"
+    run = subprocess.run([sys.executable, str(bench), "--flat", "--samples", "32", "--rounds", "2", "--workers", "1",
+                          "--batch-size", "8", "--plain-writes"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
+    rate = {name: float(re.search(rf"^{name}:\s+([\d.]+) samples/s", out, re.M).group(1))
+            for name in ("in-process", "original-work")}
+    ratio = float(re.search(r"^in-process / original-work: ([\d.]+) x", out, re.M).group(1))
+    assert rate["original-work"] > 0 and ratio > 0
+    # the median of the per-round ratios, close to the ratio of the two medians (not the same number)
+    assert 0.67 < ratio / (rate["in-process"] / rate["original-work"]) < 1.5
+    assert "with ordinary stores:" in out and "DataLoader 1 workers:" in out
