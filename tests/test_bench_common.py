@@ -51,3 +51,22 @@ def test_data_pipeline_bench_times_the_original_work_beside_the_pipeline():
     # the median of the per-round ratios, close to the ratio of the two medians (not the same number)
     assert 0.67 < ratio / (rate["in-process"] / rate["original-work"]) < 1.5
     assert "with ordinary stores:" in out and "DataLoader 1 workers:" in out
+
+
+def test_gpu_script_refuses_a_machine_without_cuda(tmp_path):
+    """bench/gpu.sh (the prepared GPU check) stops before any work with one line and exit 2 where torch sees no
+    CUDA device, and writes nothing."""
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    script = Path(__file__).parent.parent / "bench" / "gpu.sh"
+    run = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: bench/gpu.sh: {sys.executable}'s torch sees no CUDA device (run it on a GPU machine)"]
+    assert not (tmp_path / "out").exists()
