@@ -62,7 +62,9 @@ def parallel_map(fn: Callable[[T], R], tasks: Sequence[T], num_workers: int = 0,
         bar.close()
 
 
-MASK_PNG_PARAMS = (cv2.IMWRITE_PNG_BILEVEL, 1)  # 1-bit PNG: reads back as 0/255, decodes ~4x faster than 8-bit
+#: 1-bit PNG: reads back as 0/255 and decodes about 2.3x faster than the 8-bit PNG the original's par_crop writes
+#: (a 511x511 crop511 mask: 0.44 vs 1.02 ms with cv2.imdecode, OpenCV single-threaded, 2026-12-03)
+MASK_PNG_PARAMS = (cv2.IMWRITE_PNG_BILEVEL, 1)
 
 
 def atomic_imwrite(path: str, image: np.ndarray, params: Sequence[int] = ()) -> None:
