@@ -8,9 +8,10 @@ falls back to its numba implementation.
 A second, optional C extension, `siammask.datasets._jpeg_region`, decodes only the rows and columns of a crop511 JPEG
 that an augmentation crop reads (libjpeg-turbo, Debian/Ubuntu package libjpeg-dev or libjpeg62-turbo-dev). It is
 built where the headers and the library are found; without it the training set decodes whole JPEGs with OpenCV
-and yields the same samples, more slowly. A third, `siammask.datasets._stream` (plain C, no library), writes the
-float32 rows of DataLoader workers' shared batch buffers with streaming stores; without it numpy writes them (same
-values, slower).
+and yields the same samples, more slowly. `siammask.datasets._png_rows` (libpng, libpng-dev) decodes a crop511
+mask PNG only down to the last row a crop reads (without it OpenCV decodes the whole mask), and
+`siammask.datasets._stream` (plain C, no library) writes the float32 rows of DataLoader workers' shared batch
+buffers with streaming stores (without it numpy writes them); same samples either way.
 """
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ CONSOLE_SCRIPTS = {
 REGION_PYX = Path("utils/region/_region_ext.pyx")
 JPEG_REGION_C = Path("datasets/_jpeg_region.c")
 STREAM_C = Path("datasets/_stream.c")
+PNG_ROWS_C = Path("datasets/_png_rows.c")
 
 
 def region_extensions() -> list:
@@ -65,6 +67,16 @@ def jpeg_extensions() -> list:
                       extra_compile_args=["-O2"], optional=True)]
 
 
+def png_extensions() -> list:
+    """The libpng row decoder of crop511 masks (optional: a build failure, e.g. no png.h, only skips it)."""
+    if not PNG_ROWS_C.exists() or os.environ.get("SIAMMASK_NO_EXT"):
+        return []
+    from setuptools import Extension
+
+    return [Extension("siammask.datasets._png_rows", [str(PNG_ROWS_C)], libraries=["png"],
+                      extra_compile_args=["-O2"], optional=True)]
+
+
 def stream_extensions() -> list:
     """The streaming-store writer of batch rows (optional: a build failure only skips it)."""
     if not STREAM_C.exists() or os.environ.get("SIAMMASK_NO_EXT"):
@@ -94,7 +106,7 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
-    ext_modules=region_extensions() + jpeg_extensions() + stream_extensions(),
+    ext_modules=region_extensions() + jpeg_extensions() + png_extensions() + stream_extensions(),
     extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"],
                     "serve": ["starlette>=0.37", "uvicorn>=0.29"]},
     python_requires=">=3.10",

@@ -114,14 +114,15 @@ def _decode_into(data: np.ndarray, out: np.ndarray, x0: int, y0: int, x1: int, y
         raise ValueError(f"buffer {out.shape} too small for a {width}x{height} JPEG")
 
 
-def _buffer(slot: str, height: int, width: int) -> np.ndarray:
-    """This thread's reusable (height, width, 3) uint8 buffer for `slot` (contents left from earlier use)."""
+def thread_buffer(slot: str, shape: tuple[int, ...]) -> np.ndarray:
+    """This thread's reusable uint8 buffer of `shape` for `slot` (contents left from earlier use; a new one when the
+    slot's last buffer had another shape). Decoders write into it what a crop reads, instead of into new memory."""
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
     buf = buffers.get(slot)
-    if buf is None or buf.shape[:2] != (height, width):
-        buf = buffers[slot] = np.empty((height, width, 3), dtype=np.uint8)
+    if buf is None or buf.shape != shape:
+        buf = buffers[slot] = np.empty(shape, dtype=np.uint8)
     return buf
 
 
@@ -177,7 +178,7 @@ class EncodedImage:
         if self._image is not None or self._size is None:
             return self.full()
         height, width = self._size
-        out = _buffer(self.slot, height, width)
+        out = thread_buffer(self.slot, (height, width, 3))
         try:
             _decode_into(self.data, out, x0, y0, x1, y1)
         except ValueError:

@@ -28,7 +28,8 @@ What changed (reference.md G.1.15, G.2.11, users.md item 6):
 * speed: a sample makes all its random draws first (template and search augmentation, anchor subsampling: none
   depends on pixels, and the order is the original's), then decodes only the rows and columns of each crop511 JPEG
   that its warp reads (:mod:`datasets.jpeg`), once for both crops when template and search are the same image
-  (single-frame tracks: DET, COCO). The samples are bit-identical to decoding whole images
+  (single-frame tracks: DET, COCO), and the mask PNG's rows only down to the last one the search warp reads
+  (:mod:`datasets.masks`). The samples are bit-identical to decoding whole images
   (tests/test_data_pipeline.py compares them with hashes made by the code before this change);
 * speed: :meth:`SiamMaskDataset.getitem_into` writes a sample's large arrays (template, search, label_mask) straight
   into given arrays, e.g. a row of a DataLoader worker's shared batch buffer
@@ -56,7 +57,8 @@ from .anchor_target import AnchorTarget
 from .augmentation import Augmentation, fits_output, warp_source_rect
 from .crop import target_box_in_crop
 from .errors import DataError
-from .jpeg import EncodedImage, decode_bytes, read_bytes
+from .jpeg import EncodedImage
+from .masks import EncodedMask
 from .row_writes import fill_into, mask_label_into
 from .sampling import PickSchedule
 from .sub_dataset import ImageAnno, SubDataset
@@ -76,16 +78,6 @@ class SamplePlan:
     template: ImageAnno
     search: ImageAnno
     search_dataset: int  # sub-dataset of the search image (differs from `dataset` only for negative pairs)
-
-
-def read_image(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Read and decode an image strictly (:func:`siammask.utils.images.decode_image`), failing loudly.
-
-    Raises:
-        DataError: the file is missing or empty, is damaged (a JPEG cut short, or with corrupt data) or does not
-            decode.
-    """
-    return decode_bytes(path, read_bytes(path), flags)
 
 
 class SiamMaskDataset(torch.utils.data.Dataset):
@@ -213,15 +205,16 @@ class SiamMaskDataset(torch.utils.data.Dataset):
         shared = plan.search.image_path == plan.template.image_path  # single-frame tracks (det, coco)
         search_image = template_image if shared else EncodedImage.read(plan.search.image_path, "search")
         with_mask = self.subsets[plan.dataset].has_mask and not plan.negative
-        mask = None
-        if with_mask:
-            mask = cv2.compare(read_image(plan.search.mask_path, cv2.IMREAD_GRAYSCALE), 0, cv2.CMP_GT)
+        mask_file = EncodedMask.read(plan.search.mask_path) if with_mask else None
         template_box = target_box_in_crop(plan.template.size_wh, template_image.shape, cfg.template_size)
         search_box = target_box_in_crop(plan.search.size_wh, search_image.shape, cfg.template_size)
         # every random draw first (none depends on pixels), in the original's order: template, search, anchors
         template_draws = self.template_aug.draw(template_image.shape, rng)
         search_draws = self.search_aug.draw(search_image.shape, rng)
         targets = self.anchor_target(self.search_aug.target_box(search_box, search_draws), plan.negative, rng)
+        mask = None
+        if mask_file is not None:  # the rows down to the last one the search warp reads
+            mask = mask_file.decode(warp_source_rect(*search_draws.crop)[3])
         template_pixels: Union[np.ndarray, EncodedImage] = template_image
         search_pixels: Union[np.ndarray, EncodedImage] = search_image
         if shared:  # one decode of the rows and columns both crops read
