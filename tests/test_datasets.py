@@ -199,6 +199,20 @@ def test_zero_and_two_workers_give_the_same_batches(data_root: str) -> None:
     assert np.array_equal(again[0]["search"].numpy(), np.stack(expected))
 
 
+def test_set_epoch_reaches_a_spawned_persistent_worker(data_root: str) -> None:
+    """The epoch lives in shared memory also for spawn workers (the dataset is pickled to them): a later set_epoch
+    changes what the same worker makes."""
+    ds = build_train_dataset(load_config(CONFIG), data_root, seed=5)
+    ds.set_epoch(1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(2)), batch_size=2, num_workers=1,
+                                         persistent_workers=True, multiprocessing_context="spawn")
+    first = next(iter(loader))
+    ds.set_epoch(6)
+    second = next(iter(loader))
+    for epoch, batch in ((1, first), (6, second)):
+        assert np.array_equal(batch["search"].numpy(), np.stack([ds.sample(i, epoch)["search"] for i in range(2)]))
+
+
 def test_pick_schedule_is_lazy_and_balanced() -> None:
     for n in (1, 2, 7, 100, 1000):
         key = 12345 + n
