@@ -4,6 +4,7 @@ Usage::
 
     python bench/learning_curve.py                  # 8 minutes of training, then scoring (a few more minutes)
     python bench/learning_curve.py --minutes 30 --batch 16 --device cuda --unfreeze
+    python bench/learning_curve.py --epochs 9       # exactly 9 one-epoch chunks: the same model on any machine
 
 Steps (every step uses the project's own tools, as a user would):
 
@@ -13,7 +14,9 @@ Steps (every step uses the project's own tools, as a user would):
 2. training with ``tools/train_siammask.py`` in one-epoch chunks of ``--iters-per-epoch`` iterations, each chunk
    resuming the previous one's ``checkpoint_latest.pth`` (so the run is exactly one uninterrupted run of the tool),
    until the next chunk would exceed the budget. Time-based chunks keep the amount of training honest on a machine
-   whose load changes. The schedule has ``--schedule-epochs`` epochs; by default only its first half runs, i.e. the
+   whose load changes; ``--epochs N`` trains exactly N chunks instead (training is deterministic for a seed, so
+   that is the same model on a faster or slower machine: what a comparison of --fast with exact needs). The
+   schedule has ``--schedule-epochs`` epochs; by default only its first half runs, i.e. the
    original's frozen stage (adjust layer, rpn and mask heads train; the ResNet stays as initialised): on a CPU the
    backward pass through the dilated ResNet layer3 that the unfrozen stage needs is one to two orders of magnitude
    slower per iteration. ``--unfreeze`` lets the run go on into the second half (sensible on a GPU/NPU);
@@ -53,6 +56,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train for a fixed time on the built-in data; trained vs untrained "
                                      "on a synthetic VOT set")
     parser.add_argument("--minutes", type=float, default=8.0, help="training budget in minutes (default 8)")
+    parser.add_argument("--epochs", type=int, default=0, help="train exactly this many one-epoch chunks instead of "
+                        "a time budget (default 0: the --minutes budget)")
     parser.add_argument("--work-dir", default="output/learning_curve", help="config, checkpoints, results, logs")
     parser.add_argument("--data-root", default="", help="built-in data (large size) folder (default <work-dir>/data)")
     parser.add_argument("--batch", type=int, default=8, help="training batch (default 8)")
@@ -113,12 +118,12 @@ def train(args: argparse.Namespace, config: Path, work: Path) -> Path:
             "--num-steps", str(args.iters_per_epoch)] + (["--amp"] if args.amp else [])
     last_epoch = args.schedule_epochs if args.unfreeze else args.schedule_epochs // 2
     budget, start, longest = args.minutes * 60, time.perf_counter(), 0.0
-    for epoch in range(1, last_epoch + 1):
+    for epoch in range(1, (args.epochs or last_epoch) + 1):
         t0 = time.perf_counter()
         resume = ["--resume", str(save / "checkpoint_latest.pth")] if epoch > 1 else []
         run(base + resume, work / f"train_e{epoch}.log", echo="] done")
         longest = max(longest, time.perf_counter() - t0)
-        if time.perf_counter() - start + longest > budget:
+        if not args.epochs and time.perf_counter() - start + longest > budget:
             break
     print(f"trained {epoch} epochs x {args.iters_per_epoch} iterations of {args.batch} in "
           f"{(time.perf_counter() - start) / 60:.1f} min", flush=True)
@@ -142,6 +147,12 @@ def main(args: argparse.Namespace) -> int:
     from siammask.models import build_model
     from siammask.utils.runtime import seed_everything
 
+    last_epoch = args.schedule_epochs if args.unfreeze else args.schedule_epochs // 2
+    if not 0 <= args.epochs <= last_epoch:
+        print(f"error: --epochs {args.epochs}: the schedule's {'' if args.unfreeze else 'first half '}has "
+              f"{last_epoch} epochs (--schedule-epochs {args.schedule_epochs}"
+              f"{'' if args.unfreeze else '; --unfreeze for all'})", file=sys.stderr)
+        return 2
     work = (ROOT / args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     args.data_root = args.data_root or str(work / "data")
