@@ -172,12 +172,11 @@ class Augmentation:
         offset = draws.offset
         # a flipped crop is made in scratch memory and written mirrored to its destination (one copy, as before)
         pixels = dest if dest is not None and not draws.flip else np.empty((3, size, size), dtype=np.float32)
-        if pixels is dest and draws.blur is None and draws.resize is None:  # final values, into the caller's row
-            for c in range(3):
-                subtract_into(planes[c], offset[c], pixels[c])
-        else:  # scratch, or worked on further (blur, resize): ordinary stores keep it in the cache
-            for c in range(3):
-                np.subtract(planes[c], offset[c], out=pixels[c], dtype=np.float32)
+        # final values into the caller's row: streaming stores; scratch, or worked on further (blur, resize):
+        # ordinary stores keep it in the cache
+        final = pixels is dest and draws.blur is None and draws.resize is None
+        for c in range(3):
+            subtract_into(planes[c], offset[c], pixels[c], stream=final)
         if draws.blur is not None:
             _apply_blur(pixels, *draws.blur)
         if draws.resize is not None:

@@ -32,9 +32,10 @@ def _streamable(src: np.ndarray, dst: np.ndarray) -> bool:
             and src.flags.c_contiguous and dst.flags.c_contiguous and dst.flags.writeable)
 
 
-def subtract_into(src: np.ndarray, value: float, dst: np.ndarray) -> None:
-    """``dst[...] = float32(src) - float32(value)`` for a uint8 `src` and a float32 `dst` of its shape."""
-    if _streamable(src, dst):
+def subtract_into(src: np.ndarray, value: float, dst: np.ndarray, stream: bool = True) -> None:
+    """``dst[...] = float32(src) - float32(value)`` for a uint8 `src` and a float32 `dst` of its shape (`stream`
+    False: ordinary stores, for memory worked on further)."""
+    if stream and _streamable(src, dst):
         _stream.subtract(src, dst, float(np.float32(value)))
     else:
         np.subtract(src, np.float32(value), out=dst, dtype=np.float32)
@@ -51,9 +52,9 @@ def mask_label_into(mask: np.ndarray, dst: np.ndarray, stream: bool = True) -> N
         np.copyto(dst, got)
 
 
-def fill_into(dst: np.ndarray, value: float) -> None:
-    """``dst[...] = value`` for a float32 `dst`."""
-    if STREAMING and dst.dtype == np.float32 and dst.flags.c_contiguous and dst.flags.writeable:
+def fill_into(dst: np.ndarray, value: float, stream: bool = True) -> None:
+    """``dst[...] = value`` for a float32 `dst` (`stream` False: ordinary stores)."""
+    if stream and STREAMING and dst.dtype == np.float32 and dst.flags.c_contiguous and dst.flags.writeable:
         _stream.fill(dst, float(value))
     else:
         dst.fill(value)

@@ -143,16 +143,12 @@ class SiamMaskDataset(torch.utils.data.Dataset):
 
     def _shared_view(self) -> np.ndarray:
         """A numpy view of the shared counters (reading a tensor element costs ~30 us, a numpy one ~0.1 us), made
-        once per process: a spawned worker gets the tensor unpickled onto the same shared memory, not the view."""
+        once per process: a spawned worker unpickles the tensor onto the same shared memory, but a pickled view
+        would be a copy, so each process makes its own."""
         view = self.__dict__.get("_shared_np")
         if view is None or view[0] != os.getpid():
             view = self.__dict__["_shared_np"] = (os.getpid(), self._shared.numpy())
         return view[1]
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_shared_np", None)  # a numpy view would be pickled as a copy (spawn): remade from the tensor
-        return state
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose samples the indices address (shared with DataLoader workers)."""
@@ -315,17 +311,12 @@ def _label_mask(mask: Optional[np.ndarray], search_size: int, dest: Optional[np.
     """(1, S, S) float32 mask label: +1 / -1 from the warped uint8 `mask`, all -1 without one; written into `dest`
     when it fits (:func:`~datasets.augmentation.fits_output`)."""
     shape = (1, search_size, search_size)
-    if fits_output(dest, shape):  # the caller's row: streaming stores (datasets.row_writes)
-        if mask is None:
-            fill_into(dest, -1.0)
-        else:
-            mask_label_into(mask, dest[0])
-        return dest
-    label = np.empty(shape, dtype=np.float32)
+    into = fits_output(dest, shape)  # the caller's row: streaming stores (datasets.row_writes)
+    label = dest if into else np.empty(shape, dtype=np.float32)
     if mask is None:
-        label.fill(-1)
+        fill_into(label, -1.0, stream=into)
     else:
-        mask_label_into(mask, label[0], stream=False)
+        mask_label_into(mask, label[0], stream=into)
     return label
 
 
