@@ -12,6 +12,8 @@ and yields the same samples, more slowly. `siammask.datasets._png_rows` (libpng,
 mask PNG only down to the last row a crop reads (without it OpenCV decodes the whole mask), and
 `siammask.datasets._stream` (plain C, no library) writes the float32 rows of DataLoader workers' shared batch
 buffers with streaming stores (without it numpy writes them); same samples either way.
+`siammask.models._winograd` (plain C) holds the tile transforms of the Winograd F(4x4, 3x3) convolution that CPU
+float32 training uses for its 3x3 convolutions (models/winograd.py); without it those run as direct convolutions.
 """
 import os
 from pathlib import Path
@@ -35,6 +37,7 @@ REGION_PYX = Path("utils/region/_region_ext.pyx")
 JPEG_REGION_C = Path("datasets/_jpeg_region.c")
 STREAM_C = Path("datasets/_stream.c")
 PNG_ROWS_C = Path("datasets/_png_rows.c")
+WINOGRAD_C = Path("models/_winograd.c")
 
 
 def region_extensions() -> list:
@@ -86,6 +89,17 @@ def stream_extensions() -> list:
     return [Extension("siammask.datasets._stream", [str(STREAM_C)], extra_compile_args=["-O2"], optional=True)]
 
 
+def winograd_extensions() -> list:
+    """The Winograd tile transforms (optional: a build failure only skips it). -O3 vectorises the channel loops;
+    the source picks AVX-512 / AVX2 at load time (gcc target_clones)."""
+    if not WINOGRAD_C.exists() or os.environ.get("SIAMMASK_NO_EXT"):
+        return []
+    from setuptools import Extension
+
+    return [Extension("siammask.models._winograd", [str(WINOGRAD_C)], extra_compile_args=["-O3"],
+                      extra_link_args=["-pthread"], optional=True)]
+
+
 def package_layout() -> tuple[list[str], dict[str, str]]:
     """`siammask` and every package below the mapped folders, with the folder of each mapped name."""
     packages, package_dir = ["siammask"], {"siammask": "siammask"}
@@ -106,7 +120,8 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     entry_points={"console_scripts": [f"{cmd} = siammask.tools.{mod}:cli" for cmd, mod in CONSOLE_SCRIPTS.items()]},
-    ext_modules=region_extensions() + jpeg_extensions() + png_extensions() + stream_extensions(),
+    ext_modules=region_extensions() + jpeg_extensions() + png_extensions() + stream_extensions()
+    + winograd_extensions(),
     extras_require={"onnx": ["onnx", "onnxruntime"], "vot": ["vot-trax"], "got10k": ["got10k"],
                     "serve": ["starlette>=0.37", "uvicorn>=0.29"]},
     python_requires=">=3.10",

@@ -19,7 +19,9 @@ speed-up over it is the median of per-round ratios, so both figures of a ratio c
 This project's configurations run as the training tool runs them (``--channels-last auto``): channels_last on the
 CPU (fp32 and bf16) and for fp16 / bf16 on CUDA, and in the frozen fp32 stage on the CPU the trunk as a compiled
 inference graph (:mod:`training.frozen_trunk`: torch.compile, else TorchScript; ``--no-trunk-graph`` runs it
-eagerly). The original-work configurations stay NCHW, as the original ran.
+eagerly), and in fp32 on the CPU the trainable stride-1 3x3 convolutions by Winograd F(4x4, 3x3)
+(:mod:`models.winograd`, ``--no-winograd`` runs them directly; its FLOPs are still counted as direct convolutions,
+so its GFLOP/s can pass the convolution peak). The original-work configurations stay NCHW, as the original ran.
 
 Every configuration (stage x precision x layout) is built in this one process and timed in interleaved rounds
 (round r times `--steps` steps of each configuration in turn), so that load from other processes falls on all of
@@ -44,6 +46,8 @@ from typing import Any, Callable
 import torch
 from _common import format_summary, machine_info, print_header, summarize  # bench/ is the script's folder
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+from siammask.models.winograd import WinogradConv2d
 
 STAGE_EPOCH = {"frozen": 0, "unfrozen": 10}
 EPOCHS = 20
@@ -71,6 +75,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True,
                         help="fp32 on the CPU: the frozen trunk as a compiled inference graph, as the training "
                         "tool (training/frozen_trunk.py; only the frozen stage uses it)")
+    parser.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=True,
+                        help="fp32 on the CPU: the trainable 3x3 convolutions by Winograd F(4x4, 3x3), as the "
+                        "training tool (models/winograd.py; needs the extension make.sh builds)")
     parser.add_argument("--no-original-work", action="store_true",
                         help="do not time the original's work (full mask head, no foreach, per-term .item())")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count and the peak measurements")
@@ -135,6 +142,7 @@ class Configuration:
                  device: torch.device, original_work: bool = False) -> None:
         from siammask.datasets.fake_batch import synthetic_batch
         from siammask.models import SiamMaskBase
+        from siammask.models.winograd import use_winograd
         from siammask.training.frozen_trunk import FrozenTrunkRunner
 
         self.stage, self.precision, self.channels_last, self.device = stage, precision, channels_last, device
@@ -155,6 +163,8 @@ class Configuration:
                             and stage == "frozen")
         if self.trunk_graph:
             model.features.trunk_runner = FrozenTrunkRunner()
+        self.winograd = (args.winograd and not original_work and precision == "fp32" and device.type == "cpu"
+                         and use_winograd(model) > 0)
         self.optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9, weight_decay=1e-4,
                                          foreach=not original_work)
         self.amp = AMP_DTYPES.get(precision)
@@ -166,7 +176,7 @@ class Configuration:
         if self.original_work:
             return f"{self.stage:8s} original-work"
         return (f"{self.stage:8s} {self.precision:4s}{' channels_last' if self.channels_last else ''}"
-                f"{' trunk-graph' if self.trunk_graph else ''}")
+                f"{' trunk-graph' if self.trunk_graph else ''}{' winograd' if self.winograd else ''}")
 
     def step(self) -> None:
         from siammask.models import compute_losses
@@ -242,11 +252,17 @@ class Configuration:
         counter = FlopCounterMode(display=False,
                                   custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops})
         runner, self.model.features.trunk_runner = self.model.features.trunk_runner, None  # graphs hide their ops
+        # the step's work is counted as direct convolutions (Winograd's products are fewer: the point of it)
+        winograd = [m for m in self.model.modules() if isinstance(m, WinogradConv2d)]
+        for module in winograd:
+            module.__class__ = torch.nn.Conv2d
         try:
             with counter:
                 self.step()
         finally:
             self.model.features.trunk_runner = runner
+            for module in winograd:
+                module.__class__ = WinogradConv2d
         return counter.get_total_flops()
 
 
@@ -295,8 +311,8 @@ def main(args: argparse.Namespace) -> list[Configuration]:
         if not args.no_flops:
             flops = config.flops()
             achieved = flops * stats["median"] / args.batch / 1e9
-            line += (f", {flops / 1e9:.1f} GFLOP/step = {achieved:.1f} GFLOP/s "
-                     f"({100 * achieved / peaks[config.precision][0]:.0f}% of mm peak)")
+            line += (f", {flops / 1e9:.1f} GFLOP/step{' (as direct convolutions)' if config.winograd else ''} = "
+                     f"{achieved:.1f} GFLOP/s ({100 * achieved / peaks[config.precision][0]:.0f}% of mm peak)")
         base = next((c for c in configs if c.original_work and c.stage == config.stage), None)
         if base is not None and base is not config:
             ratios = summarize([a / b for a, b in zip(config.rates, base.rates)])

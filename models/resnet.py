@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -42,8 +41,8 @@ def conv_bn(conv: nn.Conv2d, bn: nn.Module, x: Tensor) -> Tensor:
         bias = bn.bias - bn.running_mean * scale
         if conv.bias is not None:
             bias = bias + conv.bias * scale
-        return F.conv2d(x, conv.weight * scale.reshape(-1, 1, 1, 1), bias, conv.stride, conv.padding, conv.dilation,
-                        conv.groups)
+        # the module's own convolution (F.conv2d, or the Winograd one of models.winograd) with the folded weights
+        return conv._conv_forward(x, conv.weight * scale.reshape(-1, 1, 1, 1), bias)
     return bn(conv(x))
 
 

@@ -32,6 +32,7 @@ from siammask.datasets import build_train_dataset
 from siammask.datasets.siam_mask_dataset import tune_malloc
 from siammask.models import build_model
 from siammask.models.weights import CheckpointError, load_pretrained
+from siammask.models.winograd import use_winograd
 from siammask.training.checkpoint import (
     checkpoint_state,
     find_resume_checkpoint,
@@ -99,6 +100,9 @@ def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.Argu
     parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True, help="on the CPU, "
                         "run the ResNet trunk as a compiled inference graph (torch.compile, else TorchScript) while "
                         "it trains nothing (the first stage; fp32, float32 rounding; training/frozen_trunk.py)")
+    parser.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=True, help="on the CPU in "
+                        "fp32, run the trainable stride-1 3x3 convolutions by Winograd F(4x4, 3x3) (a quarter of the "
+                        "products, float32 rounding ~1e-5; models/winograd.py; needs the extension make.sh builds)")
     parser.add_argument("--skip-bad", action="store_true", help="replace unreadable samples (counted) instead of "
                         "failing")
     return parser
@@ -233,6 +237,10 @@ def run(args: argparse.Namespace) -> None:
             model.to(memory_format=torch.channels_last)
         if args.trunk_graph and runtime.device.type == "cpu" and not runtime.amp:
             model.features.trunk_runner = FrozenTrunkRunner()
+        if args.winograd and runtime.device.type == "cpu" and not runtime.amp:
+            turned = use_winograd(model)
+            logger.info(f"Winograd F(4x4, 3x3): {turned} convolutions" if turned else
+                        "Winograd convolutions off: siammask.models._winograd is not built (bash make.sh)")
         settings = OptimizerSettings(args.lr, args.momentum, args.weight_decay)
         scaler = runtime.make_scaler()
         first_epoch, iteration, optimizer, scheduler = args.start_epoch, 0, None, None

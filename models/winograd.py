@@ -1,0 +1,200 @@
+"""Winograd F(4x4, 3x3) convolution for CPU float32 training: 3x3 convolutions in a quarter of the products.
+
+Not part of the original. An unfrozen-stage training step on the CPU is bound by its convolutions, which oneDNN
+already runs near the machine's float32 peak; two thirds of the step's FLOPs are stride-1 3x3 convolutions (ResNet
+layer2 / layer3, layer3's 3x3 downsample, the rpn and mask ``conv_search``). Winograd's minimal filtering
+(Lavin & Gray, CVPR 2016) computes every 4x4 block of their outputs with 36 products per channel pair instead of 144:
+
+    y = A^T [ (G w G^T) (.) (B^T x B) ] A      (per 6x6 input tile; points 0, +-1, +-2, infinity)
+
+The 36 products of all tiles are 36 matrix products (``torch.bmm``); the tile transforms around them are the C
+extension ``models/_winograd.c`` (built by make.sh; without it nothing here is used). Dilation is handled by tiling
+each phase grid of the output on its own. Backward: the weight gradient is ``bmm(V^T, A dy A^T)`` taken back through
+the filter transform by autograd, the input gradient the same Winograd convolution of ``dy`` with the flipped,
+transposed filter.
+
+This is the same function as the direct convolution with a different float32 rounding: on unit-variance data the
+output error is ~1e-5 of the output's largest value (the direct convolution's ~2e-6), as when cuDNN picks its Winograd
+algorithms for float32. It is used only where autograd records a CPU float32 convolution outside autocast (training);
+inference, the tracker and its parity tests never run it.
+
+Use: :func:`use_winograd` turns the eligible ``nn.Conv2d`` modules of a model into :class:`WinogradConv2d` in place
+(same parameters and state-dict keys); the training tool does it on the CPU (``--winograd``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+try:
+    from . import _winograd as _ext
+except ImportError:  # not built (make.sh): the convolutions run directly
+    _ext = None
+
+#: Output tile side m and input tile side m + 2 of F(m x m, 3 x 3).
+TILE = 4
+ALPHA = TILE + 2
+#: Filter transform G (6x3) of F(4x4, 3x3).
+G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
+          (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
+#: Smallest channel counts (both sides) and output side that are worth it; channels must be multiples of 16.
+MIN_CHANNELS = 64
+MIN_SIDE = 16
+
+
+def available() -> bool:
+    """Whether the C tile transforms are built (``bash make.sh``)."""
+    return _ext is not None
+
+
+def filter_transform(weight: Tensor) -> Tensor:
+    """U = G w G^T of every (out, in) filter, differentiably.
+
+    Args:
+        weight: (K, C, 3, 3) float32.
+
+    Returns:
+        (36, C, K): ``U[6 u + v, c, k] = sum_ij G[u, i] w[k, c, i, j] G[v, j]``.
+    """
+    k, c = weight.shape[:2]
+    g = weight.new_tensor(G_ROWS)
+    gg = (g[:, None, :, None] * g[None, :, None, :]).reshape(ALPHA * ALPHA, 9)  # kron(G, G): (36, 9)
+    # one (36, 9) x (9, C K) product: U comes out in its (36, C, K) layout without a transposing copy
+    return (gg @ weight.permute(2, 3, 1, 0).reshape(9, c * k)).view(ALPHA * ALPHA, c, k)
+
+
+def _tiles(side: int, dilation: int) -> int:
+    """Tiles per phase grid along one side of the output."""
+    return math.ceil(math.ceil(side / dilation) / TILE)
+
+
+def _nhwc(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> a contiguous (N, H, W, C) view or copy (a view for channels_last input)."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def _winograd_forward(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int,
+                      dilation: int) -> tuple[Tensor, Tensor]:
+    """y (N, K, Ho, Wo) channels_last and the transformed input tiles V (36, T, C)."""
+    n, c, h, w = x.shape
+    k = u.shape[2]
+    ho, wo = h + 2 * padding - 2 * dilation, w + 2 * padding - 2 * dilation
+    nth, ntw = _tiles(ho, dilation), _tiles(wo, dilation)
+    threads = torch.get_num_threads()
+    xn = _nhwc(x)
+    tiles = n * nth * ntw * dilation * dilation
+    v = x.new_empty((ALPHA * ALPHA, tiles, c))
+    _ext.input_transform(xn.data_ptr(), n, h, w, c, padding, dilation, nth, ntw, v.data_ptr(), threads)
+    m = torch.bmm(v, u)
+    y = torch.empty((n, k, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)  # NHWC in memory
+    b = bias.contiguous() if bias is not None else None
+    _ext.output_transform(m.data_ptr(), n, ho, wo, k, dilation, nth, ntw, b.data_ptr() if b is not None else 0,
+                          y.data_ptr(), threads)
+    return y, v
+
+
+class _WinogradConv(torch.autograd.Function):
+    """y = conv2d(x, w, bias, padding, dilation) through F(4x4, 3x3), with its exact backward (see module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, u: Tensor, bias: Optional[Tensor], weight: Tensor, padding: int,
+                dilation: int) -> Tensor:
+        y, v = _winograd_forward(x, u, bias, padding, dilation)
+        ctx.padding, ctx.dilation, ctx.x_shape = padding, dilation, x.shape
+        ctx.save_for_backward(v if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], ...]:
+        v, weight = ctx.saved_tensors
+        p, d = ctx.padding, ctx.dilation
+        grad_x = grad_u = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            # the input gradient is the full correlation of grad with the flipped, transposed filter
+            flipped = filter_transform(weight.flip(2, 3).transpose(0, 1))
+            grad_x, _ = _winograd_forward(grad, flipped, None, 2 * d - p, d)
+        if ctx.needs_input_grad[1]:
+            n, k, ho, wo = grad.shape
+            nth, ntw = _tiles(ho, d), _tiles(wo, d)
+            dm = grad.new_empty((ALPHA * ALPHA, v.shape[1], k))
+            gn = _nhwc(grad)  # held while the extension reads it
+            _ext.grad_transform(gn.data_ptr(), n, ho, wo, k, d, nth, ntw, dm.data_ptr(), torch.get_num_threads())
+            grad_u = torch.bmm(v.transpose(1, 2), dm)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_u, grad_bias, None, None, None
+
+
+def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: int = 0,
+                    dilation: int = 1) -> Tensor:
+    """``F.conv2d(x, weight, bias, 1, padding, dilation)`` by Winograd F(4x4, 3x3) (float32 CPU, extension built).
+
+    Args:
+        x: (N, C, H, W) float32; C a multiple of 16.
+        weight: (K, C, 3, 3) float32; K a multiple of 16.
+        bias: (K,) or None.
+        padding: zero padding on every side.
+        dilation: dilation of the 3x3 taps.
+
+    Returns:
+        (N, K, H + 2 padding - 2 dilation, W + 2 padding - 2 dilation), channels_last.
+    """
+    if _ext is None:
+        raise RuntimeError("the Winograd extension siammask.models._winograd is not built: run `bash make.sh`")
+    return _WinogradConv.apply(x, filter_transform(weight), bias, weight.detach(), padding, dilation)
+
+
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+class WinogradConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (3x3, stride 1, one group) that convolves by Winograd F(4x4, 3x3) where that pays.
+
+    That is: the extension is built, autograd records (training), the input and weight are float32 on the CPU
+    outside autocast, and the output is at least 16x16 (the 15x15 template maps
+    give too few tiles for efficient matrix products). Everywhere else it is ``nn.Conv2d``. Made by
+    :func:`use_winograd`; parameters and state-dict keys are those of the ``nn.Conv2d`` it was.
+    """
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:  # noqa: A002
+        if (_ext is not None and torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
+                                                              or (bias is not None and bias.requires_grad))
+                and input.device.type == "cpu" and input.dtype == torch.float32 and weight.dtype == torch.float32
+                and input.dim() == 4 and not _autocast_on()):
+            pad, dil = self.padding[0], self.dilation[0]
+            if min(input.shape[2], input.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE:
+                return winograd_conv2d(input, weight, bias, pad, dil)
+        return super()._conv_forward(input, weight, bias)
+
+
+def eligible(conv: nn.Module) -> bool:
+    """Whether `conv` is a 3x3 stride-1 ungrouped zero-padded ``nn.Conv2d`` with square padding and dilation and
+    at least 64 (a multiple of 16) channels on each side."""
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and conv.padding[0] == conv.padding[1] and conv.dilation[0] == conv.dilation[1]
+            and conv.in_channels >= MIN_CHANNELS and conv.out_channels >= MIN_CHANNELS
+            and conv.in_channels % 16 == 0 and conv.out_channels % 16 == 0)
+
+
+def use_winograd(model: nn.Module) -> int:
+    """Turn every eligible convolution of `model` into a :class:`WinogradConv2d`, in place.
+
+    Returns:
+        how many were turned; 0 when the extension is not built (then nothing changes).
+    """
+    if _ext is None:
+        return 0
+    count = 0
+    for module in model.modules():
+        if eligible(module):
+            module.__class__ = WinogradConv2d
+            count += 1
+    return count
