@@ -162,9 +162,9 @@ class Configuration:
         self.trunk_graph = (args.trunk_graph and not original_work and precision == "fp32" and device.type == "cpu"
                             and stage == "frozen")
         if self.trunk_graph:
-            model.features.trunk_runner = FrozenTrunkRunner()
+            model.features.trunk_runner = FrozenTrunkRunner(winograd=args.winograd)
         self.winograd = (args.winograd and not original_work and precision == "fp32" and device.type == "cpu"
-                         and use_winograd(model) > 0)
+                         and use_winograd(model) > 0)  # the frozen trunk graph's too (FrozenTrunkRunner)
         self.optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9, weight_decay=1e-4,
                                          foreach=not original_work)
         self.amp = AMP_DTYPES.get(precision)

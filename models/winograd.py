@@ -19,7 +19,10 @@ algorithms for float32. It is used only where autograd records a CPU float32 con
 inference, the tracker and its parity tests never run it.
 
 Use: :func:`use_winograd` turns the eligible ``nn.Conv2d`` modules of a model into :class:`WinogradConv2d` in place
-(same parameters and state-dict keys); the training tool does it on the CPU (``--winograd``).
+(same parameters and state-dict keys); the training tool does it on the CPU (``--winograd``). For an inference copy
+whose weights do not change, :func:`freeze_winograd` transforms each filter once and runs the convolution as the
+operator ``torch.ops.siammask.winograd_conv3x3``, which torch.compile and TorchScript graphs call as it is (the
+frozen trunk of the first training stage, training/frozen_trunk.py; torch >= 2.4).
 """
 from __future__ import annotations
 
@@ -172,6 +175,66 @@ class WinogradConv2d(nn.Conv2d):
             if min(input.shape[2], input.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE:
                 return winograd_conv2d(input, weight, bias, pad, dil)
         return super()._conv_forward(input, weight, bias)
+
+
+def _register_operator() -> Any:
+    """``siammask::winograd_conv3x3(x, u, bias, padding, dilation)``: inference by pre-transformed filters u, as an
+    operator graphs can call (torch.library.custom_op, torch >= 2.4); None on older torch or without the extension."""
+    if _ext is None or not hasattr(torch.library, "custom_op"):
+        return None
+
+    @torch.library.custom_op("siammask::winograd_conv3x3", mutates_args=())
+    def winograd_conv3x3(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
+        return _winograd_forward(x, u, bias, padding, dilation)[0]
+
+    @winograd_conv3x3.register_fake
+    def _(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
+        n, _, h, w = x.shape
+        k = u.shape[2]
+        ho, wo = h + 2 * padding - 2 * dilation, w + 2 * padding - 2 * dilation
+        return x.new_empty_strided((n, k, ho, wo), (ho * wo * k, 1, wo * k, k))
+
+    return winograd_conv3x3
+
+
+_operator = _register_operator()
+
+
+class FrozenWinogradConv2d(nn.Conv2d):
+    """An inference ``nn.Conv2d`` with its filters transformed once (``winograd_u``, not in the state dict) that
+    convolves float32 CPU input of at least 16x16 outputs through ``siammask::winograd_conv3x3`` (else directly).
+    Made by :func:`freeze_winograd`; its weights must not change afterwards."""
+
+    winograd_u: Tensor
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:  # noqa: A002
+        if (input.device.type == "cpu" and input.dtype == torch.float32 and input.dim() == 4 and not _autocast_on()
+                and weight is self.weight):
+            pad, dil = self.padding[0], self.dilation[0]
+            if min(input.shape[2], input.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE:
+                return _operator(input, self.winograd_u, bias, pad, dil)
+        return super()._conv_forward(input, weight, bias)
+
+
+def freeze_winograd(model: nn.Module) -> int:
+    """Turn every eligible convolution of an inference copy into a :class:`FrozenWinogradConv2d`, in place.
+
+    The weights are transformed now (call it after folding BatchNorms); the copy must not train afterwards.
+
+    Returns:
+        how many were turned; 0 where the operator is missing (extension not built, torch < 2.4).
+    """
+    if _operator is None:
+        return 0
+    count = 0
+    for module in model.modules():
+        if eligible(module):
+            with torch.no_grad():
+                u = filter_transform(module.weight.detach().float()).contiguous()
+            module.__class__ = FrozenWinogradConv2d
+            module.register_buffer("winograd_u", u, persistent=False)
+            count += 1
+    return count
 
 
 def eligible(conv: nn.Module) -> bool:

@@ -171,3 +171,52 @@ def test_training_step_with_winograd_gives_the_direct_steps_loss_and_gradients()
     # the direct float32 step is ~1e-4 off float64 in its worst gradient (train-mode BNs amplify roundings);
     # Winograd stays within a few times that, far from a wrong gradient (O(1))
     assert worst_wino < max(10 * worst_direct, 1e-3), (worst_wino, worst_direct)
+
+
+@needs_ext
+def test_frozen_copy_transforms_each_filter_once_and_gives_the_direct_outputs() -> None:
+    """freeze_winograd: inference convolutions of an unchanging copy by pre-transformed filters (the operator the
+    frozen trunk's graph calls), the direct outputs to float32 rounding; small maps and no-grad stay direct."""
+    if wg._operator is None:
+        pytest.skip("torch.library.custom_op needs torch >= 2.4")
+    conv = nn.Conv2d(64, 64, 3, padding=2, dilation=2)
+    x = torch.randn(2, 64, 20, 20).contiguous(memory_format=torch.channels_last)
+    small = torch.randn(1, 64, 12, 12)
+    with torch.no_grad():
+        want, want_small = conv(x), conv(small)
+    frozen = nn.Sequential(conv)
+    assert wg.freeze_winograd(frozen) == 1 and isinstance(conv, wg.FrozenWinogradConv2d)
+    assert "0.winograd_u" not in frozen.state_dict()
+    assert torch.equal(conv.winograd_u, wg.filter_transform(conv.weight.detach()))
+    with torch.no_grad():
+        got = frozen(x)
+        assert torch.equal(frozen(small), want_small)
+    assert _rel(got, want.double()) < 5e-5
+    graph = torch.jit.trace(frozen.eval(), (x,))  # TorchScript calls the operator as it is
+    assert "siammask::winograd_conv3x3" in str(graph.inlined_graph)
+    assert torch.equal(graph(x), got)
+
+
+@needs_ext
+def test_frozen_trunk_runner_runs_the_search_maps_by_winograd() -> None:
+    from siammask.training.frozen_trunk import FrozenTrunkRunner
+
+    if wg._operator is None:
+        pytest.skip("torch.library.custom_op needs torch >= 2.4")
+    torch.manual_seed(0)
+    model = SiamMaskBase()
+    model.set_epoch(0, 20)
+    model.train()
+    trunk = model.features.features
+    x = torch.rand(1, 3, 191, 191, generator=torch.Generator().manual_seed(1)) * 255  # layer3 23x23
+    with torch.no_grad():
+        want = trunk(x)
+    runner = FrozenTrunkRunner(backends=("torchscript",))
+    got = runner(trunk, x)
+    # layer1's three conv2 (64 channels), layer2 blocks 1-3 and layer3's seven stride-1 3x3 convolutions
+    assert runner.winograd_convs == 13 and runner.failed is None
+    for a, b in zip(got, want, strict=True):
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4  # float32 rounding of folding and Winograd
+    plain = FrozenTrunkRunner(backends=("torchscript",), winograd=False)
+    plain(trunk, x)
+    assert plain.winograd_convs == 0

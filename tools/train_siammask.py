@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> None:
         if runtime.channels_last:
             model.to(memory_format=torch.channels_last)
         if args.trunk_graph and runtime.device.type == "cpu" and not runtime.amp:
-            model.features.trunk_runner = FrozenTrunkRunner()
+            model.features.trunk_runner = FrozenTrunkRunner(winograd=args.winograd)
         if args.winograd and runtime.device.type == "cpu" and not runtime.amp:
             turned = use_winograd(model)
             logger.info(f"Winograd F(4x4, 3x3): {turned} convolutions" if turned else

@@ -11,6 +11,11 @@ that is not exact to float32 rounding or not faster:
 * the input is not on the CPU, or autocast is on (the tracer does not keep autocast);
 * every compiler failed once (warned, then never tried again).
 
+With ``winograd`` (the default; the training tool's ``--winograd``) the graph runs the stride-1 3x3 convolutions of
+layer2 / layer3 on the 31x31 search maps by Winograd F(4x4, 3x3) with filters transformed once per build
+(:func:`models.winograd.freeze_winograd`; float32 rounding ~1e-5 of the largest value instead of ~2e-6): the frozen
+step's trunk forward about 1.4x faster on the CPU.
+
 The graphs are rebuilt when any trunk parameter or buffer changed since they were built (``Tensor._version``:
 ``load_state_dict`` on resume), and one graph is kept per input shape / layout. A deep copy of the model does not
 take the runner (its ``trunk_runner`` is None). The outputs are those of
@@ -28,6 +33,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from ..models.winograd import freeze_winograd
 from ..tracker.fast import fold_batchnorms
 from ..tracker.frozen import compile_graph, cpu_autocast, graph_backends
 
@@ -35,8 +41,10 @@ from ..tracker.frozen import compile_graph, cpu_autocast, graph_backends
 class FrozenTrunkRunner:
     """Runs a frozen ResNet trunk through TorchScript graphs frozen for inference (see the module docstring)."""
 
-    def __init__(self, backends: Optional[tuple[str, ...]] = None) -> None:
+    def __init__(self, backends: Optional[tuple[str, ...]] = None, winograd: bool = True) -> None:
         self.backends = graph_backends() if backends is None else tuple(backends)
+        self.winograd = winograd  # stride-1 3x3 convolutions by Winograd F(4x4, 3x3) in the graph
+        self.winograd_convs = 0  # how many the last graph built runs so (for logs and tests)
         self._graphs: dict[Any, Any] = {}
         self._versions: Optional[tuple[int, ...]] = None
         self.failures: dict[str, str] = {}  # compiler -> why it failed (not tried again)
@@ -80,6 +88,7 @@ class FrozenTrunkRunner:
     def _build(self, trunk: nn.Module, x: Tensor) -> Any:
         folded = copy.deepcopy(trunk).eval()
         fold_batchnorms(folded)
+        self.winograd_convs = freeze_winograd(folded) if self.winograd else 0
         with torch.no_grad():
             graph = compile_graph(folded, (x,), self.backends, self.failures, "training.frozen_trunk")
         if graph is None:
