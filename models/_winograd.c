@@ -12,12 +12,13 @@
    - input_transform:  x (N, H, W, C) -> V (36, T, C) = B^T d B of every 6x6 input tile (zero padding outside x);
    - output_transform: M (36, T, K) -> y (N, Ho, Wo, K) = A^T m A of every tile, plus a bias, cropped to Ho x Wo;
    - grad_transform:   dy (N, Ho, Wo, K) -> dM (36, T, K) = A dy A^T (the adjoint of output_transform), whose
-                       products with V give the gradient of the transformed weights.
+                       products with V give the gradient of the transformed weights and with U^T the gradient of V;
+   - input_adjoint:    dV (36, T, C) -> dx (N, H, W, C) += B dV B^T (the adjoint of input_transform).
 
    Dilation d is handled by tiling each of the d x d phase grids of the output on its own: a tile's 4x4 outputs are
    at rows a + d (4 ty + k) and columns b + d (4 tx + l), its 6x6 inputs d apart. Tiles are numbered
    t = (((n * nth + ty) * d + a) * ntw + tx) * d + b. Work is split over tiles between threads (pthreads; each
-   output element is written by one tile). Built by make.sh / setup.py (plain C, no library); without it
+   output element is written by one tile), for input_adjoint over images (its tiles overlap). Built by make.sh / setup.py (plain C, no library); without it
    models.winograd is off and the convolutions run directly. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -193,6 +194,60 @@ VECTOR_CLONES static void grad_tiles(const job_t *j) {
     }
 }
 
+/* dx += B dV B^T of tiles t0..t1, added into x's layout at the tile's taps (the adjoint of input_tiles; taps in
+   the zero padding are dropped). Overlapping tiles add into the same pixels, so a worker's tiles must cover whole
+   images (run_images). The map x -> B x (columns of B^T) is (4x0) (-4x1 +4x2 -2x3 +2x4 +4x5) (-5x0 -4x1 -4x2 -x3 -x4)
+   (x1 -x2 +2x3 -2x4 -5x5) (x0 +x1 +x2 +x3 +x4) (x5). */
+#define B_MAP(x0, x1, x2, x3, x4, x5, y)                                                                            \
+    do {                                                                                                            \
+        y[0] = 4.0f * (x0);                                                                                         \
+        y[1] = 4.0f * ((x2) - (x1) + (x5)) + 2.0f * ((x4) - (x3));                                                  \
+        y[2] = -5.0f * (x0) - 4.0f * ((x1) + (x2)) - (x3) - (x4);                                                   \
+        y[3] = (x1) - (x2) + 2.0f * ((x3) - (x4)) - 5.0f * (x5);                                                    \
+        y[4] = (x0) + (x1) + (x2) + (x3) + (x4);                                                                    \
+        y[5] = (x5);                                                                                                \
+    } while (0)
+
+VECTOR_CLONES static void input_adjoint_tiles(const job_t *j) {
+    const long C = j->C, d = j->dil, plane = j->T * j->C;
+    float *q[6][6];
+    v16 tmp[6][6];
+    for (long t = j->t0; t < j->t1; t++) {
+        long n, r0, c0;
+        tile_origin(j, t, &n, &r0, &c0);
+        r0 -= j->pad;
+        c0 -= j->pad;
+        for (int i = 0; i < 6; i++) {
+            for (int k = 0; k < 6; k++) {
+                long r = r0 + d * i, c = c0 + d * k;
+                q[i][k] = (r >= 0 && r < j->H && c >= 0 && c < j->W) ? j->dst + ((n * j->H + r) * j->W + c) * C
+                                                                     : NULL;
+            }
+        }
+        const float *in = j->src + t * C;
+        for (long c = 0; c < C; c += LANES) {
+            for (int v = 0; v < 6; v++) { /* tmp[i][v] = sum_u B^T[u][i] dV[u][v] */
+                const float *m = in + (long)v * plane + c;
+                v16 y[6];
+                B_MAP(load16(m), load16(m + 6 * plane), load16(m + 12 * plane), load16(m + 18 * plane),
+                      load16(m + 24 * plane), load16(m + 30 * plane), y);
+                for (int i = 0; i < 6; i++) {
+                    tmp[i][v] = y[i];
+                }
+            }
+            for (int i = 0; i < 6; i++) { /* dD[i][k] = sum_v tmp[i][v] B^T[v][k] */
+                v16 y[6];
+                B_MAP(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], tmp[i][4], tmp[i][5], y);
+                for (int k = 0; k < 6; k++) {
+                    if (q[i][k]) {
+                        store16(q[i][k] + c, load16(q[i][k] + c) + y[k]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 typedef void (*tile_fn)(const job_t *);
 
 typedef struct {
@@ -207,7 +262,7 @@ static void *run_task(void *arg) {
 }
 
 /* Runs fn over the tiles 0..T split into `threads` contiguous parts; returns 0, or -1 when no thread started. */
-static int run_parallel(tile_fn fn, const job_t *proto, int threads) {
+static int run_parallel(tile_fn fn, const job_t *proto, int threads, int whole_images) {
     task_t tasks[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS] = {0};
@@ -217,14 +272,16 @@ static int run_parallel(tile_fn fn, const job_t *proto, int threads) {
     if (threads > MAX_THREADS) {
         threads = MAX_THREADS;
     }
-    if (threads > proto->T) {
-        threads = (int)(proto->T > 0 ? proto->T : 1);
+    const long units = whole_images ? proto->N : proto->T; /* split tiles, or images (tiles of one image are
+                                                               consecutive) */
+    if (threads > units) {
+        threads = (int)(units > 0 ? units : 1);
     }
     for (int i = 0; i < threads; i++) {
         tasks[i].fn = fn;
         tasks[i].job = *proto;
-        tasks[i].job.t0 = proto->T * i / threads;
-        tasks[i].job.t1 = proto->T * (i + 1) / threads;
+        tasks[i].job.t0 = units * i / threads * (proto->T / units);
+        tasks[i].job.t1 = units * (i + 1) / threads * (proto->T / units);
     }
     for (int i = 1; i < threads; i++) {
         started[i] = pthread_create(&ids[i], NULL, run_task, &tasks[i]) == 0;
@@ -241,7 +298,7 @@ static int run_parallel(tile_fn fn, const job_t *proto, int threads) {
     return 0;
 }
 
-static PyObject *run_transform(tile_fn fn, job_t *job, int threads, long zeros_len) {
+static PyObject *run_transform(tile_fn fn, job_t *job, int threads, long zeros_len, int whole_images) {
     float *zeros = NULL;
     if (zeros_len > 0) {
         zeros = (float *)calloc((size_t)zeros_len, sizeof(float));
@@ -251,7 +308,7 @@ static PyObject *run_transform(tile_fn fn, job_t *job, int threads, long zeros_l
     }
     job->zeros = zeros;
     Py_BEGIN_ALLOW_THREADS
-    run_parallel(fn, job, threads);
+    run_parallel(fn, job, threads, whole_images);
     Py_END_ALLOW_THREADS
     free(zeros);
     Py_RETURN_NONE;
@@ -259,7 +316,7 @@ static PyObject *run_transform(tile_fn fn, job_t *job, int threads, long zeros_l
 
 /* Checks the sizes, fills in the pointers and the tile count, and runs fn over every tile. */
 static PyObject *run_job(tile_fn fn, job_t *job, unsigned long long src, unsigned long long dst, int threads,
-                         long zeros_len) {
+                         long zeros_len, int whole_images) {
     if (job->C <= 0 || job->C % LANES || job->dil < 1 || job->nth < 1 || job->ntw < 1 || job->N < 1) {
         PyErr_SetString(PyExc_ValueError, "winograd: channels must be a positive multiple of 16, tiles >= 1");
         return NULL;
@@ -267,7 +324,7 @@ static PyObject *run_job(tile_fn fn, job_t *job, unsigned long long src, unsigne
     job->src = (const float *)(uintptr_t)src;
     job->dst = (float *)(uintptr_t)dst;
     job->T = job->N * job->nth * job->dil * job->ntw * job->dil;
-    return run_transform(fn, job, threads, zeros_len);
+    return run_transform(fn, job, threads, zeros_len, whole_images);
 }
 
 /* input_transform(x_ptr, N, H, W, C, pad, dil, nth, ntw, v_ptr, threads) */
@@ -279,7 +336,7 @@ static PyObject *py_input_transform(PyObject *self, PyObject *args) {
                           &job.ntw, &dst, &threads)) {
         return NULL;
     }
-    return run_job(input_tiles, &job, src, dst, threads, job.C);
+    return run_job(input_tiles, &job, src, dst, threads, job.C, 0);
 }
 
 /* output_transform(m_ptr, N, Ho, Wo, K, dil, nth, ntw, bias_ptr or 0, y_ptr, threads) */
@@ -292,7 +349,7 @@ static PyObject *py_output_transform(PyObject *self, PyObject *args) {
         return NULL;
     }
     job.bias = bias ? (const float *)(uintptr_t)bias : NULL;
-    return run_job(output_tiles, &job, src, dst, threads, 0);
+    return run_job(output_tiles, &job, src, dst, threads, 0, 0);
 }
 
 /* grad_transform(dy_ptr, N, Ho, Wo, K, dil, nth, ntw, dm_ptr, threads) */
@@ -304,13 +361,26 @@ static PyObject *py_grad_transform(PyObject *self, PyObject *args) {
                           &dst, &threads)) {
         return NULL;
     }
-    return run_job(grad_tiles, &job, src, dst, threads, job.C);
+    return run_job(grad_tiles, &job, src, dst, threads, job.C, 0);
+}
+
+/* input_adjoint(dv_ptr, N, H, W, C, pad, dil, nth, ntw, dx_ptr (zeroed or to add to), threads) */
+static PyObject *py_input_adjoint(PyObject *self, PyObject *args) {
+    unsigned long long src, dst;
+    job_t job = {0};
+    int threads;
+    if (!PyArg_ParseTuple(args, "KllllllllKi", &src, &job.N, &job.H, &job.W, &job.C, &job.pad, &job.dil, &job.nth,
+                          &job.ntw, &dst, &threads)) {
+        return NULL;
+    }
+    return run_job(input_adjoint_tiles, &job, src, dst, threads, 0, 1);
 }
 
 static PyMethodDef methods[] = {
     {"input_transform", py_input_transform, METH_VARARGS, "x (N,H,W,C) -> V (36,T,C) = B^T d B per tile"},
     {"output_transform", py_output_transform, METH_VARARGS, "M (36,T,K) -> y (N,Ho,Wo,K) = A^T m A + bias"},
     {"grad_transform", py_grad_transform, METH_VARARGS, "dy (N,Ho,Wo,K) -> dM (36,T,K) = A dy A^T per tile"},
+    {"input_adjoint", py_input_adjoint, METH_VARARGS, "dV (36,T,C) -> dx (N,H,W,C) += B dV B^T per tile"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,9 +9,9 @@ layer2 / layer3, layer3's 3x3 downsample, the rpn and mask ``conv_search``). Win
 
 The 36 products of all tiles are 36 matrix products (``torch.bmm``); the tile transforms around them are the C
 extension ``models/_winograd.c`` (built by make.sh; without it nothing here is used). Dilation is handled by tiling
-each phase grid of the output on its own. Backward: the weight gradient is ``bmm(V^T, A dy A^T)`` taken back through
-the filter transform by autograd, the input gradient the same Winograd convolution of ``dy`` with the flipped,
-transposed filter.
+each phase grid of the output on its own. Backward: with ``dM = A dy A^T`` per tile, the weight gradient is
+``bmm(V^T, dM)`` taken back through the filter transform by autograd, the input gradient ``B bmm(dM, U^T) B^T``
+added back into the tiles' pixels (the exact adjoints of the forward's steps).
 
 This is the same function as the direct convolution with a different float32 rounding: on unit-variance data the
 output error is ~1e-5 of the output's largest value (the direct convolution's ~2e-6), as when cuDNN picks its Winograd
@@ -45,7 +45,7 @@ G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), 
           (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
 #: Smallest channel counts (both sides) and output side that are worth it; channels must be multiples of 16.
 MIN_CHANNELS = 64
-MIN_SIDE = 16
+MIN_SIDE = 12
 
 
 def available() -> bool:
@@ -103,32 +103,35 @@ class _WinogradConv(torch.autograd.Function):
     """y = conv2d(x, w, bias, padding, dilation) through F(4x4, 3x3), with its exact backward (see module doc)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, u: Tensor, bias: Optional[Tensor], weight: Tensor, padding: int,
-                dilation: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
         y, v = _winograd_forward(x, u, bias, padding, dilation)
         ctx.padding, ctx.dilation, ctx.x_shape = padding, dilation, x.shape
-        ctx.save_for_backward(v if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
+        ctx.save_for_backward(v if ctx.needs_input_grad[1] else None, u if ctx.needs_input_grad[0] else None)
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], ...]:
-        v, weight = ctx.saved_tensors
+        v, u = ctx.saved_tensors
         p, d = ctx.padding, ctx.dilation
+        n, c, h, w = ctx.x_shape
+        k, ho, wo = grad.shape[1:]
+        nth, ntw = _tiles(ho, d), _tiles(wo, d)
+        threads = torch.get_num_threads()
         grad_x = grad_u = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            # the input gradient is the full correlation of grad with the flipped, transposed filter
-            flipped = filter_transform(weight.flip(2, 3).transpose(0, 1))
-            grad_x, _ = _winograd_forward(grad, flipped, None, 2 * d - p, d)
-        if ctx.needs_input_grad[1]:
-            n, k, ho, wo = grad.shape
-            nth, ntw = _tiles(ho, d), _tiles(wo, d)
-            dm = grad.new_empty((ALPHA * ALPHA, v.shape[1], k))
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            # dM = A dy A^T: the output transform's adjoint, shared by both gradients
+            dm = grad.new_empty((ALPHA * ALPHA, nth * ntw * d * d * n, k))
             gn = _nhwc(grad)  # held while the extension reads it
-            _ext.grad_transform(gn.data_ptr(), n, ho, wo, k, d, nth, ntw, dm.data_ptr(), torch.get_num_threads())
-            grad_u = torch.bmm(v.transpose(1, 2), dm)
+            _ext.grad_transform(gn.data_ptr(), n, ho, wo, k, d, nth, ntw, dm.data_ptr(), threads)
+            if ctx.needs_input_grad[1]:
+                grad_u = torch.bmm(v.transpose(1, 2), dm)
+            if ctx.needs_input_grad[0]:
+                dv = torch.bmm(dm, u.transpose(1, 2))
+                grad_x = grad.new_zeros((n, h, w, c)).permute(0, 3, 1, 2)  # channels_last (N, C, H, W)
+                _ext.input_adjoint(dv.data_ptr(), n, h, w, c, p, d, nth, ntw, grad_x.data_ptr(), threads)
         if ctx.needs_input_grad[2]:
             grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_u, grad_bias, None, None, None
+        return grad_x, grad_u, grad_bias, None, None
 
 
 def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: int = 0,
@@ -147,7 +150,7 @@ def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, pa
     """
     if _ext is None:
         raise RuntimeError("the Winograd extension siammask.models._winograd is not built: run `bash make.sh`")
-    return _WinogradConv.apply(x, filter_transform(weight), bias, weight.detach(), padding, dilation)
+    return _WinogradConv.apply(x, filter_transform(weight), bias, padding, dilation)
 
 
 def _autocast_on() -> bool:
@@ -161,8 +164,8 @@ class WinogradConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` (3x3, stride 1, one group) that convolves by Winograd F(4x4, 3x3) where that pays.
 
     That is: the extension is built, autograd records (training), the input and weight are float32 on the CPU
-    outside autocast, and the output is at least 16x16 (the 15x15 template maps
-    give too few tiles for efficient matrix products). Everywhere else it is ``nn.Conv2d``. Made by
+    outside autocast, and the output is at least 12x12 (the 5x5 template kernels of
+    the correlations give too few tiles for efficient matrix products). Everywhere else it is ``nn.Conv2d``. Made by
     :func:`use_winograd`; parameters and state-dict keys are those of the ``nn.Conv2d`` it was.
     """
 
@@ -202,7 +205,7 @@ _operator = _register_operator()
 
 class FrozenWinogradConv2d(nn.Conv2d):
     """An inference ``nn.Conv2d`` with its filters transformed once (``winograd_u``, not in the state dict) that
-    convolves float32 CPU input of at least 16x16 outputs through ``siammask::winograd_conv3x3`` (else directly).
+    convolves float32 CPU input of at least 12x12 outputs through ``siammask::winograd_conv3x3`` (else directly).
     Made by :func:`freeze_winograd`; its weights must not change afterwards."""
 
     winograd_u: Tensor

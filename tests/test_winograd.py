@@ -100,7 +100,7 @@ def test_winograd_conv2d_module_runs_winograd_only_while_autograd_records_fp32(
     with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: nn.Conv2d's bf16 convolution
         assert conv(x).dtype == torch.bfloat16
     assert not calls
-    small = torch.randn(2, 64, 15, 15)  # the 15x15 template maps: too few tiles, direct
+    small = torch.randn(2, 64, 11, 11)  # under 12x12 outputs (the correlations' 5x5 kernels): direct
     assert torch.equal(conv(small), F.conv2d(small, conv.weight, conv.bias, 1, 2, 2))
     assert not calls
     y = conv(x)  # training: Winograd, the same values to float32 rounding
@@ -181,7 +181,7 @@ def test_frozen_copy_transforms_each_filter_once_and_gives_the_direct_outputs() 
         pytest.skip("torch.library.custom_op needs torch >= 2.4")
     conv = nn.Conv2d(64, 64, 3, padding=2, dilation=2)
     x = torch.randn(2, 64, 20, 20).contiguous(memory_format=torch.channels_last)
-    small = torch.randn(1, 64, 12, 12)
+    small = torch.randn(1, 64, 11, 11)
     with torch.no_grad():
         want, want_small = conv(x), conv(small)
     frozen = nn.Sequential(conv)
