@@ -58,6 +58,24 @@ static void tile_origin(const job_t *j, long t, long *n, long *row, long *col) {
     *col = b + j->dil * 4 * tx;
 }
 
+/* Pointers to the NHWC pixels of tile t's size x size taps (d apart, starting `pad` before the tile's origin) in
+   `base` (sizes H x W x C of the job), or `missing` for taps outside it. Returns whether any tap is inside. */
+static int tile_taps(const job_t *j, long t, int size, long pad, const float *base, const float *missing,
+                     const float **taps) {
+    long n, r0, c0;
+    int inside = 0;
+    tile_origin(j, t, &n, &r0, &c0);
+    for (int i = 0; i < size; i++) {
+        for (int k = 0; k < size; k++) {
+            long r = r0 - pad + j->dil * i, c = c0 - pad + j->dil * k;
+            int in = r >= 0 && r < j->H && c >= 0 && c < j->W;
+            taps[i * size + k] = in ? base + ((n * j->H + r) * j->W + c) * j->C : missing;
+            inside |= in;
+        }
+    }
+    return inside;
+}
+
 /* 16 float32 lanes as one value: gcc lowers it to one AVX-512 register, two AVX2 ones, or four SSE ones. */
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -68,21 +86,11 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 /* V = B^T d B for tiles t0..t1: B^T rows (4 0 -5 0 1 0) (0 -4 -4 1 1 0) (0 4 -4 -1 1 0) (0 -2 -1 2 1 0)
    (0 2 -1 -2 1 0) (0 4 0 -5 0 1). */
 VECTOR_CLONES static void input_tiles(const job_t *j) {
-    const long C = j->C, d = j->dil, plane = j->T * j->C;
+    const long C = j->C, plane = j->T * j->C;
     const float *p[6][6];
     v16 tmp[6][6];
     for (long t = j->t0; t < j->t1; t++) {
-        long n, r0, c0;
-        tile_origin(j, t, &n, &r0, &c0);
-        r0 -= j->pad;
-        c0 -= j->pad;
-        for (int i = 0; i < 6; i++) {
-            for (int k = 0; k < 6; k++) {
-                long r = r0 + d * i, c = c0 + d * k;
-                p[i][k] = (r >= 0 && r < j->H && c >= 0 && c < j->W) ? j->src + ((n * j->H + r) * j->W + c) * C
-                                                                     : j->zeros;
-            }
-        }
+        tile_taps(j, t, 6, j->pad, j->src, j->zeros, &p[0][0]);
         float *out = j->dst + t * C;
         for (long c = 0; c < C; c += LANES) {
             for (int k = 0; k < 6; k++) {
@@ -111,21 +119,11 @@ VECTOR_CLONES static void input_tiles(const job_t *j) {
 
 /* y = A^T m A (+ bias) for tiles t0..t1: A^T rows (1 1 1 1 1 0) (0 1 -1 2 -2 0) (0 1 1 4 4 0) (0 1 -1 8 -8 1). */
 VECTOR_CLONES static void output_tiles(const job_t *j) {
-    const long K = j->C, d = j->dil, plane = j->T * j->C;
+    const long K = j->C, plane = j->T * j->C;
     v16 tmp[4][6];
     float *q[4][4];
     for (long t = j->t0; t < j->t1; t++) {
-        long n, r0, c0;
-        tile_origin(j, t, &n, &r0, &c0);
-        int any = 0;
-        for (int i = 0; i < 4; i++) {
-            for (int k = 0; k < 4; k++) {
-                long r = r0 + d * i, c = c0 + d * k;
-                q[i][k] = (r < j->H && c < j->W) ? j->dst + ((n * j->H + r) * j->W + c) * K : NULL;
-                any |= q[i][k] != NULL;
-            }
-        }
-        if (!any) {
+        if (!tile_taps(j, t, 4, 0, j->dst, NULL, (const float **)&q[0][0])) {
             continue;
         }
         const float *in = j->src + t * K;
@@ -156,18 +154,11 @@ VECTOR_CLONES static void output_tiles(const job_t *j) {
 
 /* dM = A dy A^T for tiles t0..t1 (dy zero outside Ho x Wo); A = (A^T)^T. */
 VECTOR_CLONES static void grad_tiles(const job_t *j) {
-    const long K = j->C, d = j->dil, plane = j->T * j->C;
+    const long K = j->C, plane = j->T * j->C;
     v16 tmp[6][4];
     const float *p[4][4];
     for (long t = j->t0; t < j->t1; t++) {
-        long n, r0, c0;
-        tile_origin(j, t, &n, &r0, &c0);
-        for (int i = 0; i < 4; i++) {
-            for (int k = 0; k < 4; k++) {
-                long r = r0 + d * i, c = c0 + d * k;
-                p[i][k] = (r < j->H && c < j->W) ? j->src + ((n * j->H + r) * j->W + c) * K : j->zeros;
-            }
-        }
+        tile_taps(j, t, 4, 0, j->src, j->zeros, &p[0][0]);
         float *out = j->dst + t * K;
         for (long c = 0; c < K; c += LANES) {
             for (int k = 0; k < 4; k++) {
@@ -209,21 +200,11 @@ VECTOR_CLONES static void grad_tiles(const job_t *j) {
     } while (0)
 
 VECTOR_CLONES static void input_adjoint_tiles(const job_t *j) {
-    const long C = j->C, d = j->dil, plane = j->T * j->C;
+    const long C = j->C, plane = j->T * j->C;
     float *q[6][6];
     v16 tmp[6][6];
     for (long t = j->t0; t < j->t1; t++) {
-        long n, r0, c0;
-        tile_origin(j, t, &n, &r0, &c0);
-        r0 -= j->pad;
-        c0 -= j->pad;
-        for (int i = 0; i < 6; i++) {
-            for (int k = 0; k < 6; k++) {
-                long r = r0 + d * i, c = c0 + d * k;
-                q[i][k] = (r >= 0 && r < j->H && c >= 0 && c < j->W) ? j->dst + ((n * j->H + r) * j->W + c) * C
-                                                                     : NULL;
-            }
-        }
+        tile_taps(j, t, 6, j->pad, j->dst, NULL, (const float **)&q[0][0]);
         const float *in = j->src + t * C;
         for (long c = 0; c < C; c += LANES) {
             for (int v = 0; v < 6; v++) { /* tmp[i][v] = sum_u B^T[u][i] dV[u][v] */
