@@ -44,7 +44,7 @@ ALPHA = TILE + 2
 G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
           (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
 #: Smallest channel counts (both sides) and output side that are worth it; channels must be multiples of 16.
-MIN_CHANNELS = 64
+MIN_CHANNELS = 128
 MIN_SIDE = 12
 
 
@@ -242,7 +242,8 @@ def freeze_winograd(model: nn.Module) -> int:
 
 def eligible(conv: nn.Module) -> bool:
     """Whether `conv` is a 3x3 stride-1 ungrouped zero-padded ``nn.Conv2d`` with square padding and dilation and
-    at least 64 (a multiple of 16) channels on each side."""
+    at least 128 (a multiple of 16) channels on each side (with 64, layer1's, the matrix products are too narrow to
+    gain)."""
     return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.groups == 1
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
             and conv.padding[0] == conv.padding[1] and conv.dilation[0] == conv.dilation[1]

@@ -12,7 +12,7 @@ that is not exact to float32 rounding or not faster:
 * every compiler failed once (warned, then never tried again).
 
 With ``winograd`` (the default; the training tool's ``--winograd``) the graph runs the stride-1 3x3 convolutions of
-layer1 / layer2 / layer3 (search and template maps) by Winograd F(4x4, 3x3) with filters transformed once per build
+layer2 / layer3 (search and template maps) by Winograd F(4x4, 3x3) with filters transformed once per build
 (:func:`models.winograd.freeze_winograd`; float32 rounding ~1e-5 of the largest value instead of ~2e-6): the frozen
 step's trunk forward about 1.4x faster on the CPU.
 
