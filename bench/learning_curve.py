@@ -70,6 +70,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "npu", "cuda", "cpu"))
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="mixed precision for training and tracking (default off)")
+    parser.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=True,
+                        help="fp32 on the CPU: the training tool's Winograd 3x3 convolutions (--no-winograd: direct, "
+                        "to compare the learning of both)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--vot-videos", type=int, default=4, help="videos of the scoring set (default 4)")
     parser.add_argument("--vot-frames", type=int, default=120, help="frames per scoring video (>= 100, default 120)")
@@ -115,7 +118,8 @@ def train(args: argparse.Namespace, config: Path, work: Path) -> Path:
     base = ["tools/train_siammask.py", "--config", str(config), "--data-root", args.data_root, "-b", str(args.batch),
             "-j", str(args.workers), "--epochs", str(args.schedule_epochs), "--device", args.device, "--seed",
             str(args.seed), "--backbone", "", "-s", str(save), "--log", "", "--log-dir", "", "-p", "10",
-            "--num-steps", str(args.iters_per_epoch)] + (["--amp"] if args.amp else [])
+            "--num-steps", str(args.iters_per_epoch)] + (["--amp"] if args.amp else []) + (
+                [] if args.winograd else ["--no-winograd"])
     last_epoch = args.schedule_epochs if args.unfreeze else args.schedule_epochs // 2
     budget, start, longest = args.minutes * 60, time.perf_counter(), 0.0
     for epoch in range(1, (args.epochs or last_epoch) + 1):

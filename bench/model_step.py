@@ -19,9 +19,9 @@ speed-up over it is the median of per-round ratios, so both figures of a ratio c
 This project's configurations run as the training tool runs them (``--channels-last auto``): channels_last on the
 CPU (fp32 and bf16) and for fp16 / bf16 on CUDA, and in the frozen fp32 stage on the CPU the trunk as a compiled
 inference graph (:mod:`training.frozen_trunk`: torch.compile, else TorchScript; ``--no-trunk-graph`` runs it
-eagerly), and in fp32 on the CPU the trainable stride-1 3x3 convolutions by Winograd F(4x4, 3x3)
-(:mod:`models.winograd`, ``--no-winograd`` runs them directly; its FLOPs are still counted as direct convolutions,
-so its GFLOP/s can pass the convolution peak). The original-work configurations stay NCHW, as the original ran.
+eagerly), and in fp32 on the CPU the stride-1 3x3 convolutions by Winograd F(4x4, 3x3) (:mod:`models.winograd`;
+``--winograd off`` runs them directly, ``both`` times both; the FLOPs are still counted as direct convolutions, so
+the GFLOP/s can pass the convolution peak). The original-work configurations stay NCHW, as the original ran.
 
 Every configuration (stage x precision x layout) is built in this one process and timed in interleaved rounds
 (round r times `--steps` steps of each configuration in turn), so that load from other processes falls on all of
@@ -32,6 +32,7 @@ each on virtual machines). Examples::
 
     python bench/model_step.py                                  # fp32 and bf16, both stages, batch 8, 2 threads
     python bench/model_step.py --precision fp32 --channels-last both
+    python bench/model_step.py --precision fp32 --winograd both   # what Winograd buys, same run
     python bench/model_step.py --device cuda --batch 64 --precision bf16 fp16 --channels-last on
 """
 from __future__ import annotations
@@ -75,9 +76,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True,
                         help="fp32 on the CPU: the frozen trunk as a compiled inference graph, as the training "
                         "tool (training/frozen_trunk.py; only the frozen stage uses it)")
-    parser.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=True,
-                        help="fp32 on the CPU: the trainable 3x3 convolutions by Winograd F(4x4, 3x3), as the "
-                        "training tool (models/winograd.py; needs the extension make.sh builds)")
+    parser.add_argument("--winograd", choices=["on", "off", "both"], default="on",
+                        help="fp32 on the CPU: the stride-1 3x3 convolutions by Winograd F(4x4, 3x3), as the "
+                        "training tool (models/winograd.py; needs the extension make.sh builds); both: time each "
+                        "fp32 configuration with and without it (default on)")
     parser.add_argument("--no-original-work", action="store_true",
                         help="do not time the original's work (full mask head, no foreach, per-term .item())")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count and the peak measurements")
@@ -139,7 +141,7 @@ class Configuration:
     """One model + optimizer + batch of a (stage, precision, layout) and its training step."""
 
     def __init__(self, args: argparse.Namespace, stage: str, precision: str, channels_last: bool,
-                 device: torch.device, original_work: bool = False) -> None:
+                 device: torch.device, original_work: bool = False, winograd: bool = True) -> None:
         from siammask.datasets.fake_batch import synthetic_batch
         from siammask.models import SiamMaskBase
         from siammask.models.winograd import use_winograd
@@ -162,8 +164,8 @@ class Configuration:
         self.trunk_graph = (args.trunk_graph and not original_work and precision == "fp32" and device.type == "cpu"
                             and stage == "frozen")
         if self.trunk_graph:
-            model.features.trunk_runner = FrozenTrunkRunner(winograd=args.winograd)
-        self.winograd = (args.winograd and not original_work and precision == "fp32" and device.type == "cpu"
+            model.features.trunk_runner = FrozenTrunkRunner(winograd=winograd)
+        self.winograd = (winograd and not original_work and precision == "fp32" and device.type == "cpu"
                          and use_winograd(model) > 0)  # the frozen trunk graph's too (FrozenTrunkRunner)
         self.optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9, weight_decay=1e-4,
                                          foreach=not original_work)
@@ -292,8 +294,11 @@ def main(args: argparse.Namespace) -> list[Configuration]:
         print("peaks: " + "; ".join(f"{p} torch.mm 2048^2 {mm:.1f} GFLOP/s, 3x3 conv 256->256 {conv:.1f} GFLOP/s"
                                     for p, (mm, conv) in peaks.items()))
     auto_layout = {p: device.type == "cpu" or p != "fp32" for p in precisions}  # as utils.runtime.init_runtime
-    configs = [Configuration(args, stage, precision, auto_layout[precision] if layout is None else layout, device)
-               for stage, precision, layout in itertools.product(args.stage, precisions, layouts)]
+    winograd = {"on": [True], "off": [False], "both": [False, True]}[args.winograd]
+    configs = [Configuration(args, stage, precision, auto_layout[precision] if layout is None else layout, device,
+                             winograd=wino)
+               for stage, precision, layout, wino in itertools.product(args.stage, precisions, layouts, winograd)
+               if wino == winograd[-1] or (precision == "fp32" and device.type == "cpu")]
     if not args.no_original_work:
         configs = [Configuration(args, stage, "fp32", False, device, original_work=True)
                    for stage in args.stage] + configs
