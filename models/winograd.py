@@ -21,8 +21,10 @@ inference, the tracker and its parity tests never run it.
 Use: :func:`use_winograd` turns the eligible ``nn.Conv2d`` modules of a model into :class:`WinogradConv2d` in place
 (same parameters and state-dict keys); the training tool does it on the CPU (``--winograd``). For an inference copy
 whose weights do not change, :func:`freeze_winograd` transforms each filter once and runs the convolution as the
-operator ``torch.ops.siammask.winograd_conv3x3``, which torch.compile and TorchScript graphs call as it is (the
-frozen trunk of the first training stage, training/frozen_trunk.py; torch >= 2.4).
+operator ``torch.ops.siammask.winograd_conv3x3``, which torch.compile graphs call as it is (the frozen trunk of
+the first training stage, training/frozen_trunk.py; torch >= 2.4). TorchScript graphs can call it too, but its
+interpreter turns an exception raised in the operator's Python code (Ctrl-C, SIGTERM) into a RuntimeError, so the
+trunk runner uses it with inductor only.
 """
 from __future__ import annotations
 

@@ -211,12 +211,44 @@ def test_frozen_trunk_runner_runs_the_search_maps_by_winograd() -> None:
     x = torch.rand(1, 3, 191, 191, generator=torch.Generator().manual_seed(1)) * 255  # layer3 23x23
     with torch.no_grad():
         want = trunk(x)
-    runner = FrozenTrunkRunner(backends=("torchscript",))
+    runner = FrozenTrunkRunner(backends=("inductor", "torchscript"))
     got = runner(trunk, x)
+    if runner.failures.get("inductor") or runner.winograd_failures:
+        pytest.skip(f"torch.compile does not work here: {runner.failures or runner.winograd_failures}")
     # layer2 blocks 1-3 and layer3's seven stride-1 3x3 convolutions
     assert runner.winograd_convs == 10 and runner.failed is None
     for a, b in zip(got, want, strict=True):
         assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4  # float32 rounding of folding and Winograd
-    plain = FrozenTrunkRunner(backends=("torchscript",), winograd=False)
-    plain(trunk, x)
-    assert plain.winograd_convs == 0
+    for backends, winograd in ((("inductor",), False), (("torchscript",), True)):
+        plain = FrozenTrunkRunner(backends=backends, winograd=winograd)  # off, or TorchScript: direct convolutions
+        errors = [((a - b).abs().max() / b.abs().max()).item() for a, b in zip(plain(trunk, x), want, strict=True)]
+        assert max(errors) < 1e-4 and plain.winograd_convs == 0 and plain.failed is None
+
+
+@needs_ext
+def test_interrupt_inside_the_operator_stays_an_interrupt_under_inductor() -> None:
+    """Why the trunk runner compiles the Winograd trunk with inductor only: an Interrupted (SIGTERM) raised in the
+    operator's Python code reaches the tool's error boundary as it is, where TorchScript's interpreter would wrap it."""
+    from siammask.utils.errors import Interrupted
+
+    if wg._operator is None:
+        pytest.skip("torch.library.custom_op needs torch >= 2.4")
+    conv = nn.Conv2d(128, 128, 3, padding=1)
+    frozen = nn.Sequential(conv, nn.ReLU()).eval()
+    wg.freeze_winograd(frozen)
+    x = torch.randn(1, 128, 16, 16)
+    compiled = torch.compile(frozen)
+    with torch.no_grad():
+        compiled(x)
+        real = wg._ext
+
+        class Raising:
+            def __getattr__(self, name: str) -> object:
+                raise Interrupted(15)
+
+        wg._ext = Raising()
+        try:
+            with pytest.raises(Interrupted):
+                compiled(x)
+        finally:
+            wg._ext = real
