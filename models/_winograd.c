@@ -308,8 +308,8 @@ static PyObject *run_job(tile_fn fn, job_t *job, unsigned long long src, unsigne
     return run_transform(fn, job, threads, zeros_len, whole_images);
 }
 
-/* input_transform(x_ptr, N, H, W, C, pad, dil, nth, ntw, v_ptr, threads) */
-static PyObject *py_input_transform(PyObject *self, PyObject *args) {
+/* Runs fn with the arguments (src_ptr, N, H, W, C, pad, dil, nth, ntw, dst_ptr, threads), x's sizes. */
+static PyObject *run_x_side(tile_fn fn, PyObject *args, long zeros, int whole_images) {
     unsigned long long src, dst;
     job_t job = {0};
     int threads;
@@ -317,8 +317,11 @@ static PyObject *py_input_transform(PyObject *self, PyObject *args) {
                           &job.ntw, &dst, &threads)) {
         return NULL;
     }
-    return run_job(input_tiles, &job, src, dst, threads, job.C, 0);
+    return run_job(fn, &job, src, dst, threads, zeros ? job.C : 0, whole_images);
 }
+
+/* input_transform(x_ptr, N, H, W, C, pad, dil, nth, ntw, v_ptr, threads) */
+static PyObject *py_input_transform(PyObject *self, PyObject *args) { return run_x_side(input_tiles, args, 1, 0); }
 
 /* output_transform(m_ptr, N, Ho, Wo, K, dil, nth, ntw, bias_ptr or 0, y_ptr, threads) */
 static PyObject *py_output_transform(PyObject *self, PyObject *args) {
@@ -347,14 +350,7 @@ static PyObject *py_grad_transform(PyObject *self, PyObject *args) {
 
 /* input_adjoint(dv_ptr, N, H, W, C, pad, dil, nth, ntw, dx_ptr (zeroed or to add to), threads) */
 static PyObject *py_input_adjoint(PyObject *self, PyObject *args) {
-    unsigned long long src, dst;
-    job_t job = {0};
-    int threads;
-    if (!PyArg_ParseTuple(args, "KllllllllKi", &src, &job.N, &job.H, &job.W, &job.C, &job.pad, &job.dil, &job.nth,
-                          &job.ntw, &dst, &threads)) {
-        return NULL;
-    }
-    return run_job(input_adjoint_tiles, &job, src, dst, threads, 0, 1);
+    return run_x_side(input_adjoint_tiles, args, 0, 1);
 }
 
 static PyMethodDef methods[] = {

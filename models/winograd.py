@@ -34,6 +34,8 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from ..utils.runtime import cpu_autocast
+
 try:
     from . import _winograd as _ext
 except ImportError:  # not built (make.sh): the convolutions run directly
@@ -155,30 +157,27 @@ def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, pa
     return _WinogradConv.apply(x, filter_transform(weight), bias, padding, dilation)
 
 
-def _autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled()
+def _pays(conv: nn.Conv2d, x: Tensor) -> bool:
+    """Whether `conv` on `x` runs by Winograd: float32 CPU input outside autocast, outputs at least 12x12 (the 5x5
+    template kernels of the correlations give too few tiles for efficient matrix products)."""
+    pad, dil = conv.padding[0], conv.dilation[0]
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and not cpu_autocast()
+            and min(x.shape[2], x.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE)
 
 
 class WinogradConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` (3x3, stride 1, one group) that convolves by Winograd F(4x4, 3x3) where that pays.
 
-    That is: the extension is built, autograd records (training), the input and weight are float32 on the CPU
-    outside autocast, and the output is at least 12x12 (the 5x5 template kernels of
-    the correlations give too few tiles for efficient matrix products). Everywhere else it is ``nn.Conv2d``. Made by
-    :func:`use_winograd`; parameters and state-dict keys are those of the ``nn.Conv2d`` it was.
+    That is: the extension is built, autograd records (training), the weight is float32 and :func:`_pays`. Everywhere
+    else it is ``nn.Conv2d``. Made by :func:`use_winograd`; parameters and state-dict keys are those of the
+    ``nn.Conv2d`` it was.
     """
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:  # noqa: A002
-        if (_ext is not None and torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
-                                                              or (bias is not None and bias.requires_grad))
-                and input.device.type == "cpu" and input.dtype == torch.float32 and weight.dtype == torch.float32
-                and input.dim() == 4 and not _autocast_on()):
-            pad, dil = self.padding[0], self.dilation[0]
-            if min(input.shape[2], input.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE:
-                return winograd_conv2d(input, weight, bias, pad, dil)
+        if (_ext is not None and torch.is_grad_enabled() and weight.dtype == torch.float32
+                and (input.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
+                and _pays(self, input)):
+            return winograd_conv2d(input, weight, bias, self.padding[0], self.dilation[0])
         return super()._conv_forward(input, weight, bias)
 
 
@@ -213,11 +212,8 @@ class FrozenWinogradConv2d(nn.Conv2d):
     winograd_u: Tensor
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:  # noqa: A002
-        if (input.device.type == "cpu" and input.dtype == torch.float32 and input.dim() == 4 and not _autocast_on()
-                and weight is self.weight):
-            pad, dil = self.padding[0], self.dilation[0]
-            if min(input.shape[2], input.shape[3]) + 2 * pad - 2 * dil >= MIN_SIDE:
-                return _operator(input, self.winograd_u, bias, pad, dil)
+        if weight is self.weight and _pays(self, input):
+            return _operator(input, self.winograd_u, bias, self.padding[0], self.dilation[0])
         return super()._conv_forward(input, weight, bias)
 
 

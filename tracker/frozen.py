@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from ..models.refine import WINDOWS, position_indices
 from ..utils.config import ConfigError
+from ..utils.runtime import cpu_autocast
 from .fast import fold_batchnorms
 
 #: Sub-modules whose BatchNorms are folded (the stem and layer1 keep theirs, see the module docstring).
@@ -122,14 +123,6 @@ def compile_graph(module: nn.Module, inputs: tuple[Tensor, ...], backends: tuple
                           f"{_NAMES[following] if following != 'eager' else 'eagerly'} instead",
                           RuntimeWarning, stacklevel=4)
     return None
-
-
-def cpu_autocast() -> bool:
-    """Whether CPU autocast is on (``torch.is_autocast_enabled("cpu")``; its older spelling on torch < 2.4)."""
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:
-        return torch.is_autocast_cpu_enabled()
 
 
 #: name -> ``build(module, inputs)`` returning the compiled graph (the inductor one run once on `inputs`).

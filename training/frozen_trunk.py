@@ -16,6 +16,15 @@ whose interpreter would turn Ctrl-C / SIGTERM inside the operator into a Runtime
 convolutions of layer2 / layer3 (search and template maps) by Winograd F(4x4, 3x3) with filters transformed once
 per build (:func:`models.winograd.freeze_winograd`; float32 rounding ~1e-5 of the largest value instead of ~2e-6):
 the batch-8 search trunk 791 ms instead of 1026 on an AMD EPYC, 2 threads.
+
+The graphs are rebuilt when any trunk parameter or buffer changed since they were built (``Tensor._version``:
+``load_state_dict`` on resume), and one graph is kept per input shape / layout. A deep copy of the model does not
+take the runner (its ``trunk_runner`` is None). The outputs are those of
+``ResNet.forward`` (p0, p1, p2, p3) to float32 rounding (tests/test_frozen_trunk.py).
+
+Usage::
+
+    model.features.trunk_runner = FrozenTrunkRunner()   # what tools/train_siammask.py does on the CPU
 """
 from __future__ import annotations
 
@@ -27,7 +36,8 @@ from torch import Tensor, nn
 
 from ..models.winograd import freeze_winograd
 from ..tracker.fast import fold_batchnorms
-from ..tracker.frozen import compile_graph, cpu_autocast, graph_backends
+from ..tracker.frozen import compile_graph, graph_backends
+from ..utils.runtime import cpu_autocast
 
 
 class FrozenTrunkRunner:
@@ -82,7 +92,8 @@ class FrozenTrunkRunner:
         folded = copy.deepcopy(trunk).eval()
         fold_batchnorms(folded)
         graph, self.winograd_convs = None, 0
-        if self.winograd and "inductor" in self.backends and "inductor" not in self.failures:
+        if (self.winograd and "inductor" in self.backends and "inductor" not in self.failures
+                and not self.winograd_failures):
             # inductor only: inside the TorchScript interpreter an exception of the operator's Python code (Ctrl-C,
             # SIGTERM's Interrupted) would come out as a RuntimeError, and the tool would not exit as interrupted
             frozen = copy.deepcopy(folded)

@@ -67,6 +67,14 @@ def resolve_device_type(name: str = "auto") -> str:
     return name
 
 
+def cpu_autocast() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled("cpu")``; its older spelling on torch < 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
+
 def amp_dtype_for(device_type: str) -> torch.dtype:
     """The autocast dtype for a device: float16 on NPU/CUDA (as apex O1), bfloat16 on the CPU."""
     return torch.bfloat16 if device_type == "cpu" else torch.float16
