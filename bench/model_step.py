@@ -17,11 +17,12 @@ same arithmetic as the original's step; the original's own code is not run here)
 speed-up over it is the median of per-round ratios, so both figures of a ratio come from one run.
 
 This project's configurations run as the training tool runs them (``--channels-last auto``): channels_last on the
-CPU (fp32 and bf16) and for fp16 / bf16 on CUDA, and in the frozen fp32 stage on the CPU the trunk as a compiled
-inference graph (:mod:`training.frozen_trunk`: torch.compile, else TorchScript; ``--no-trunk-graph`` runs it
-eagerly), and in fp32 on the CPU the stride-1 3x3 convolutions by Winograd F(4x4, 3x3) (:mod:`models.winograd`;
-``--winograd off`` runs them directly, ``both`` times both; the FLOPs are still counted as direct convolutions, so
-the GFLOP/s can pass the convolution peak). The original-work configurations stay NCHW, as the original ran.
+CPU (fp32 and bf16) and for fp16 / bf16 on CUDA, in the frozen stage on the CPU the trunk as a compiled inference
+graph, fp32 or bf16 (:mod:`training.frozen_trunk`: torch.compile, else TorchScript; ``--no-trunk-graph`` runs it
+eagerly, ``--trunk-graph both`` times both), and in fp32 on the CPU the stride-1 3x3 convolutions by Winograd
+F(4x4, 3x3) (:mod:`models.winograd`; ``--winograd off`` runs them directly, ``both`` times both; its matrix products
+by oneDNN, ``--products bmm`` by torch.bmm; the FLOPs are still counted as direct convolutions, so the GFLOP/s can
+pass the convolution peak). The original-work configurations stay NCHW, as the original ran.
 
 Every configuration (stage x precision x layout) is built in this one process and timed in interleaved rounds
 (round r times `--steps` steps of each configuration in turn), so that load from other processes falls on all of
@@ -33,6 +34,8 @@ each on virtual machines). Examples::
     python bench/model_step.py                                  # fp32 and bf16, both stages, batch 8, 2 threads
     python bench/model_step.py --precision fp32 --channels-last both
     python bench/model_step.py --precision fp32 --winograd both   # what Winograd buys, same run
+    python bench/model_step.py --stage frozen --trunk-graph both   # what the frozen trunk's graphs buy
+    python bench/model_step.py --precision fp32 --products both    # Winograd's products: oneDNN vs torch.bmm
     python bench/model_step.py --device cuda --batch 64 --precision bf16 fp16 --channels-last on
 """
 from __future__ import annotations
@@ -73,13 +76,19 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--channels-last", choices=["auto", "off", "on", "both"], default="auto",
                         help="model and images in channels_last layout (default auto: as the training tool, on "
                         "on the CPU and for bf16 / fp16 on CUDA)")
-    parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True,
-                        help="fp32 on the CPU: the frozen trunk as a compiled inference graph, as the training "
-                        "tool (training/frozen_trunk.py; only the frozen stage uses it)")
+    parser.add_argument("--trunk-graph", choices=["on", "off", "both"], default="on",
+                        help="fp32 / bf16 on the CPU: the frozen trunk as a compiled inference graph, as the "
+                        "training tool (training/frozen_trunk.py; only the frozen stage uses it); both: time each "
+                        "frozen CPU configuration with and without it (default on)")
+    parser.add_argument("--no-trunk-graph", dest="trunk_graph", action="store_const", const="off",
+                        help="same as --trunk-graph off")
     parser.add_argument("--winograd", choices=["on", "off", "both"], default="on",
                         help="fp32 on the CPU: the stride-1 3x3 convolutions by Winograd F(4x4, 3x3), as the "
                         "training tool (models/winograd.py; needs the extension make.sh builds); both: time each "
                         "fp32 configuration with and without it (default on)")
+    parser.add_argument("--products", choices=["onednn", "bmm", "both"], default="onednn",
+                        help="Winograd's 36 matrix products by oneDNN (as the training tool, where torch has it) or "
+                        "torch.bmm (MKL / OpenBLAS sgemm); both: time each Winograd configuration both ways")
     parser.add_argument("--no-original-work", action="store_true",
                         help="do not time the original's work (full mask head, no foreach, per-term .item())")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count and the peak measurements")
@@ -141,7 +150,8 @@ class Configuration:
     """One model + optimizer + batch of a (stage, precision, layout) and its training step."""
 
     def __init__(self, args: argparse.Namespace, stage: str, precision: str, channels_last: bool,
-                 device: torch.device, original_work: bool = False, winograd: bool = True) -> None:
+                 device: torch.device, original_work: bool = False, winograd: bool = True,
+                 trunk_graph: bool = True, products: str = "onednn") -> None:
         from siammask.datasets.fake_batch import synthetic_batch
         from siammask.models import SiamMaskBase
         from siammask.models.winograd import use_winograd
@@ -161,14 +171,15 @@ class Configuration:
             for key in ("template", "search"):
                 batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
         self.model, self.batch = model, batch
-        self.trunk_graph = (args.trunk_graph and not original_work and precision == "fp32" and device.type == "cpu"
-                            and stage == "frozen")
+        self.trunk_graph = (trunk_graph and not original_work and precision in ("fp32", "bf16")
+                            and device.type == "cpu" and stage == "frozen")
         if self.trunk_graph:
             model.features.trunk_runner = FrozenTrunkRunner(winograd=winograd)
         self.winograd = (winograd and not original_work and precision == "fp32" and device.type == "cpu"
                          and use_winograd(model) > 0)  # the frozen trunk graph's too (FrozenTrunkRunner)
         self.optimizer = torch.optim.SGD(model.param_groups(0.001), lr=0.001, momentum=0.9, weight_decay=1e-4,
                                          foreach=not original_work)
+        self.products = products
         self.amp = AMP_DTYPES.get(precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.rates: list[float] = []
@@ -178,11 +189,13 @@ class Configuration:
         if self.original_work:
             return f"{self.stage:8s} original-work"
         return (f"{self.stage:8s} {self.precision:4s}{' channels_last' if self.channels_last else ''}"
-                f"{' trunk-graph' if self.trunk_graph else ''}{' winograd' if self.winograd else ''}")
+                f"{' trunk-graph' if self.trunk_graph else ''}{' winograd' if self.winograd else ''}"
+                f"{' bmm' if self.winograd and self.products == 'bmm' else ''}")
 
     def step(self) -> None:
-        from siammask.models import compute_losses
+        from siammask.models import compute_losses, winograd
 
+        winograd.ONEDNN_PRODUCTS = self.products == "onednn"
         if self.original_work:
             self.original_step()
             return
@@ -294,11 +307,16 @@ def main(args: argparse.Namespace) -> list[Configuration]:
         print("peaks: " + "; ".join(f"{p} torch.mm 2048^2 {mm:.1f} GFLOP/s, 3x3 conv 256->256 {conv:.1f} GFLOP/s"
                                     for p, (mm, conv) in peaks.items()))
     auto_layout = {p: device.type == "cpu" or p != "fp32" for p in precisions}  # as utils.runtime.init_runtime
-    winograd = {"on": [True], "off": [False], "both": [False, True]}[args.winograd]
+    choices = {"on": [True], "off": [False], "both": [False, True]}
+    winograd, graphs = choices[args.winograd], choices[args.trunk_graph]
+    products = {"onednn": ["onednn"], "bmm": ["bmm"], "both": ["bmm", "onednn"]}[args.products]
     configs = [Configuration(args, stage, precision, auto_layout[precision] if layout is None else layout, device,
-                             winograd=wino)
-               for stage, precision, layout, wino in itertools.product(args.stage, precisions, layouts, winograd)
-               if wino == winograd[-1] or (precision == "fp32" and device.type == "cpu")]
+                             winograd=wino, trunk_graph=graph, products=prod)
+               for stage, precision, layout, wino, graph, prod in itertools.product(
+                   args.stage, precisions, layouts, winograd, graphs, products)
+               if (wino == winograd[-1] or (precision == "fp32" and device.type == "cpu"))
+               and (graph == graphs[-1] or (stage == "frozen" and device.type == "cpu"))
+               and (prod == products[-1] or (wino and precision == "fp32" and device.type == "cpu"))]
     if not args.no_original_work:
         configs = [Configuration(args, stage, "fp32", False, device, original_work=True)
                    for stage in args.stage] + configs

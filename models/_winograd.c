@@ -6,8 +6,10 @@
 
        Y = A^T [ (G g G^T) (.) (B^T d B) ] A
 
-   The 36 products of all tiles are 36 matrix products (done by torch.bmm in Python); this file holds the three
-   memory-bound transforms around them, on NHWC float32 data, vectorised over channels (16 at a time):
+   The 36 products of all tiles are 36 matrix products (done in Python, by oneDNN per product where torch has it);
+   this file holds the memory-bound transforms around them, on NHWC float32 data, vectorised over channels (16 at a
+   time). The two that read products (M, dV) take them as one (36, T, .) array or as 36 separate (T, .) planes
+   (a table of pointers: oneDNN returns each product in its own buffer, and gathering them would cost a copy):
 
    - input_transform:  x (N, H, W, C) -> V (36, T, C) = B^T d B of every 6x6 input tile (zero padding outside x);
    - output_transform: M (36, T, K) -> y (N, Ho, Wo, K) = A^T m A of every tile, plus a bias, cropped to Ho x Wo;
@@ -37,6 +39,7 @@
 
 typedef struct {
     const float *src;   /* x, M or dy */
+    const float *const *planes; /* M or dV as 36 separate (T, C) planes, or NULL: consecutive from src */
     float *dst;         /* V, y or dM */
     const float *bias;  /* output_transform: K values or NULL */
     const float *zeros; /* C zeros for taps outside x */
@@ -74,6 +77,13 @@ static int tile_taps(const job_t *j, long t, int size, long pad, const float *ba
         }
     }
     return inside;
+}
+
+/* The 36 (T, C) planes of the job's (36, T, C) source: the given table, or consecutive from src. */
+static void source_planes(const job_t *j, const float **pl) {
+    for (long i = 0; i < 36; i++) {
+        pl[i] = j->planes ? j->planes[i] : j->src + i * j->T * j->C;
+    }
 }
 
 /* 16 float32 lanes as one value: gcc lowers it to one AVX-512 register, two AVX2 ones, or four SSE ones. */
@@ -119,20 +129,22 @@ VECTOR_CLONES static void input_tiles(const job_t *j) {
 
 /* y = A^T m A (+ bias) for tiles t0..t1: A^T rows (1 1 1 1 1 0) (0 1 -1 2 -2 0) (0 1 1 4 4 0) (0 1 -1 8 -8 1). */
 VECTOR_CLONES static void output_tiles(const job_t *j) {
-    const long K = j->C, plane = j->T * j->C;
+    const long K = j->C;
+    const float *pl[36];
+    source_planes(j, pl);
     v16 tmp[4][6];
     float *q[4][4];
     for (long t = j->t0; t < j->t1; t++) {
         if (!tile_taps(j, t, 4, 0, j->dst, NULL, (const float **)&q[0][0])) {
             continue;
         }
-        const float *in = j->src + t * K;
+        const long row = t * K;
         for (long c = 0; c < K; c += LANES) {
             v16 b = j->bias ? load16(j->bias + c) : (v16){0};
             for (int v = 0; v < 6; v++) {
-                const float *m = in + (long)v * plane + c;
-                v16 m0 = load16(m), m1 = load16(m + 6 * plane), m2 = load16(m + 12 * plane);
-                v16 m3 = load16(m + 18 * plane), m4 = load16(m + 24 * plane), m5 = load16(m + 30 * plane);
+                const long at = row + c;
+                v16 m0 = load16(pl[v] + at), m1 = load16(pl[6 + v] + at), m2 = load16(pl[12 + v] + at);
+                v16 m3 = load16(pl[18 + v] + at), m4 = load16(pl[24 + v] + at), m5 = load16(pl[30 + v] + at);
                 tmp[0][v] = m0 + m1 + m2 + m3 + m4;
                 tmp[1][v] = m1 - m2 + 2.0f * (m3 - m4);
                 tmp[2][v] = m1 + m2 + 4.0f * (m3 + m4);
@@ -200,18 +212,20 @@ VECTOR_CLONES static void grad_tiles(const job_t *j) {
     } while (0)
 
 VECTOR_CLONES static void input_adjoint_tiles(const job_t *j) {
-    const long C = j->C, plane = j->T * j->C;
+    const long C = j->C;
+    const float *pl[36];
+    source_planes(j, pl);
     float *q[6][6];
     v16 tmp[6][6];
     for (long t = j->t0; t < j->t1; t++) {
         tile_taps(j, t, 6, j->pad, j->dst, NULL, (const float **)&q[0][0]);
-        const float *in = j->src + t * C;
+        const long row = t * C;
         for (long c = 0; c < C; c += LANES) {
             for (int v = 0; v < 6; v++) { /* tmp[i][v] = sum_u B^T[u][i] dV[u][v] */
-                const float *m = in + (long)v * plane + c;
+                const long at = row + c;
                 v16 y[6];
-                B_MAP(load16(m), load16(m + 6 * plane), load16(m + 12 * plane), load16(m + 18 * plane),
-                      load16(m + 24 * plane), load16(m + 30 * plane), y);
+                B_MAP(load16(pl[v] + at), load16(pl[6 + v] + at), load16(pl[12 + v] + at), load16(pl[18 + v] + at),
+                      load16(pl[24 + v] + at), load16(pl[30 + v] + at), y);
                 for (int i = 0; i < 6; i++) {
                     tmp[i][v] = y[i];
                 }
@@ -308,31 +322,34 @@ static PyObject *run_job(tile_fn fn, job_t *job, unsigned long long src, unsigne
     return run_transform(fn, job, threads, zeros_len, whole_images);
 }
 
-/* Runs fn with the arguments (src_ptr, N, H, W, C, pad, dil, nth, ntw, dst_ptr, threads), x's sizes. */
+/* Runs fn with the arguments (src_ptr, N, H, W, C, pad, dil, nth, ntw, dst_ptr, threads[, planes_ptr]), x's
+   sizes; planes_ptr (input_adjoint): a table of 36 plane pointers that replaces src_ptr, or 0. */
 static PyObject *run_x_side(tile_fn fn, PyObject *args, long zeros, int whole_images) {
-    unsigned long long src, dst;
+    unsigned long long src, dst, planes = 0;
     job_t job = {0};
     int threads;
-    if (!PyArg_ParseTuple(args, "KllllllllKi", &src, &job.N, &job.H, &job.W, &job.C, &job.pad, &job.dil, &job.nth,
-                          &job.ntw, &dst, &threads)) {
+    if (!PyArg_ParseTuple(args, "KllllllllKi|K", &src, &job.N, &job.H, &job.W, &job.C, &job.pad, &job.dil, &job.nth,
+                          &job.ntw, &dst, &threads, &planes)) {
         return NULL;
     }
+    job.planes = planes ? (const float *const *)(uintptr_t)planes : NULL;
     return run_job(fn, &job, src, dst, threads, zeros ? job.C : 0, whole_images);
 }
 
 /* input_transform(x_ptr, N, H, W, C, pad, dil, nth, ntw, v_ptr, threads) */
 static PyObject *py_input_transform(PyObject *self, PyObject *args) { return run_x_side(input_tiles, args, 1, 0); }
 
-/* output_transform(m_ptr, N, Ho, Wo, K, dil, nth, ntw, bias_ptr or 0, y_ptr, threads) */
+/* output_transform(m_ptr, N, Ho, Wo, K, dil, nth, ntw, bias_ptr or 0, y_ptr, threads[, planes_ptr or 0]) */
 static PyObject *py_output_transform(PyObject *self, PyObject *args) {
-    unsigned long long src, dst, bias;
+    unsigned long long src, dst, bias, planes = 0;
     job_t job = {0};
     int threads;
-    if (!PyArg_ParseTuple(args, "KlllllllKKi", &src, &job.N, &job.H, &job.W, &job.C, &job.dil, &job.nth, &job.ntw,
-                          &bias, &dst, &threads)) {
+    if (!PyArg_ParseTuple(args, "KlllllllKKi|K", &src, &job.N, &job.H, &job.W, &job.C, &job.dil, &job.nth, &job.ntw,
+                          &bias, &dst, &threads, &planes)) {
         return NULL;
     }
     job.bias = bias ? (const float *)(uintptr_t)bias : NULL;
+    job.planes = planes ? (const float *const *)(uintptr_t)planes : NULL;
     return run_job(output_tiles, &job, src, dst, threads, 0, 0);
 }
 
@@ -364,4 +381,13 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_winograd",
                                     "Tile transforms of Winograd F(4x4, 3x3) (models/winograd.py).", -1, methods};
 
-PyMODINIT_FUNC PyInit__winograd(void) { return PyModule_Create(&module); }
+/* PLANE_TABLES: output_transform / input_adjoint take the optional table of 36 plane pointers (an extension built
+   before them does not; models/winograd.py then gathers the planes into one array). */
+PyMODINIT_FUNC PyInit__winograd(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "PLANE_TABLES", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -7,9 +7,9 @@ layer2 / layer3, layer3's 3x3 downsample, the rpn and mask ``conv_search``). Win
 
     y = A^T [ (G w G^T) (.) (B^T x B) ] A      (per 6x6 input tile; points 0, +-1, +-2, infinity)
 
-The 36 products of all tiles are 36 matrix products (``torch.bmm``); the tile transforms around them are the C
-extension ``models/_winograd.c`` (built by make.sh; without it nothing here is used). Dilation is handled by tiling
-each phase grid of the output on its own. Backward: with ``dM = A dy A^T`` per tile, the weight gradient is
+The 36 products of all tiles are 36 matrix products (oneDNN's, else ``torch.bmm``); the tile transforms around them
+are the C extension ``models/_winograd.c`` (built by make.sh; without it nothing here is used). Dilation is handled by
+tiling each phase grid of the output on its own. Backward: with ``dM = A dy A^T`` per tile, the weight gradient is
 ``bmm(V^T, dM)`` taken back through the filter transform by autograd, the input gradient ``B bmm(dM, U^T) B^T``
 added back into the tiles' pixels (the exact adjoints of the forward's steps).
 
@@ -47,6 +47,41 @@ ALPHA = TILE + 2
 #: Filter transform G (6x3) of F(4x4, 3x3).
 G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
           (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
+#: oneDNN's float32 matrix product (torch's internal ``mkldnn::_linear_pointwise``, which torch.compile's CPU graphs
+#: call), None where this torch lacks it. torch's float32 ``bmm`` is MKL's (or OpenBLAS's) sgemm, which on an AMD EPYC
+#: (Zen 4, 2 threads) ran these products at 100-170 GFLOP/s, oneDNN at 210-300 (bench/model_step.py --winograd).
+_ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available()
+                  else None)
+#: Use it (tests and benches switch it off to compare with ``torch.bmm``).
+ONEDNN_PRODUCTS = True
+
+
+def _products(a: Tensor, b: Tensor) -> list[Tensor]:
+    """The products ``a[g] @ b[g]`` of (G, M, K) and (G, K, N) float32 (transposed views welcome): G contiguous
+    (M, N) planes from oneDNN, or one (G, M, N) tensor from ``torch.bmm`` (a list of one)."""
+    if _ONEDNN_LINEAR is None or not ONEDNN_PRODUCTS or a.dtype != torch.float32 or a.device.type != "cpu":
+        return [torch.bmm(a, b)]
+    return [_ONEDNN_LINEAR(a[g], b[g].t(), None, "none", [], "") for g in range(a.shape[0])]
+
+
+def batched_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.bmm(a, b)``: (G, M, K) x (G, K, N) -> (G, M, N) float32, by :func:`_products`."""
+    planes = _products(a, b)
+    return planes[0] if len(planes) == 1 else torch.stack(planes)
+
+
+def _plane_table(planes: list[Tensor]) -> tuple[int, tuple[int, ...], Tensor]:
+    """(source pointer, the extra argument of the C transforms that read 36 products: () or (table pointer,), the
+    tensor to keep alive while they run) for :func:`_products`' planes."""
+    if len(planes) > 1 and not getattr(_ext, "PLANE_TABLES", 0):  # an extension built before the tables
+        planes = [torch.stack(planes)]
+    if len(planes) == 1:
+        return planes[0].data_ptr(), (), planes[0]
+    assert all(p.is_contiguous() for p in planes)
+    table = torch.tensor([p.data_ptr() for p in planes], dtype=torch.int64)
+    return planes[0].data_ptr(), (table.data_ptr(),), table
+
+
 #: Smallest channel counts (both sides) and output side that are worth it; channels must be multiples of 16.
 MIN_CHANNELS = 128
 MIN_SIDE = 12
@@ -95,11 +130,12 @@ def _winograd_forward(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int
     tiles = n * nth * ntw * dilation * dilation
     v = x.new_empty((ALPHA * ALPHA, tiles, c))
     _ext.input_transform(xn.data_ptr(), n, h, w, c, padding, dilation, nth, ntw, v.data_ptr(), threads)
-    m = torch.bmm(v, u)
+    m = _products(v, u)
+    first, table, _keep = _plane_table(m)  # _keep: alive until the transform has read the products
     y = torch.empty((n, k, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)  # NHWC in memory
     b = bias.contiguous() if bias is not None else None
-    _ext.output_transform(m.data_ptr(), n, ho, wo, k, dilation, nth, ntw, b.data_ptr() if b is not None else 0,
-                          y.data_ptr(), threads)
+    _ext.output_transform(first, n, ho, wo, k, dilation, nth, ntw, b.data_ptr() if b is not None else 0,
+                          y.data_ptr(), threads, *table)
     return y, v
 
 
@@ -128,11 +164,12 @@ class _WinogradConv(torch.autograd.Function):
             gn = _nhwc(grad)  # held while the extension reads it
             _ext.grad_transform(gn.data_ptr(), n, ho, wo, k, d, nth, ntw, dm.data_ptr(), threads)
             if ctx.needs_input_grad[1]:
-                grad_u = torch.bmm(v.transpose(1, 2), dm)
+                grad_u = batched_matmul(v.transpose(1, 2), dm)
             if ctx.needs_input_grad[0]:
-                dv = torch.bmm(dm, u.transpose(1, 2))
+                dv = _products(dm, u.transpose(1, 2))
+                first, table, _keep = _plane_table(dv)
                 grad_x = grad.new_zeros((n, h, w, c)).permute(0, 3, 1, 2)  # channels_last (N, C, H, W)
-                _ext.input_adjoint(dv.data_ptr(), n, h, w, c, p, d, nth, ntw, grad_x.data_ptr(), threads)
+                _ext.input_adjoint(first, n, h, w, c, p, d, nth, ntw, grad_x.data_ptr(), threads, *table)
         if ctx.needs_input_grad[2]:
             grad_bias = grad.sum((0, 2, 3))
         return grad_x, grad_u, grad_bias, None, None

@@ -1,6 +1,6 @@
 """The training step's speed work keeps its arithmetic: foreach SGD equals the per-parameter loop, one host sync per
 step, the frozen backbone records no autograd graph, the depth-wise correlation's backward and the folded eval-mode
-BatchNorms give autograd's gradients, and the frozen trunk's inference graph gives the trunk's features."""
+BatchNorms give autograd's gradients, and the frozen trunk's inference graphs (fp32, bf16) give the trunk's features."""
 from __future__ import annotations
 
 import logging
@@ -195,16 +195,20 @@ def test_eval_batchnorms_folded_while_training_give_the_unfolded_gradients(monke
     assert not calls  # inference: bn(conv(x)), the original's arithmetic
 
 
-def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trains() -> None:
-    from siammask.training.frozen_trunk import FrozenTrunkRunner
-
+def _frozen_stage_model() -> tuple[SiamMaskBase, nn.Module, torch.Tensor]:
+    """A first-stage model in train mode (trunk frozen, tamed BatchNorms), its trunk and two template crops."""
     torch.manual_seed(0)
     model = SiamMaskBase()
     _tamed_bns(model.features.features)
     model.set_epoch(0, 20)
     model.train()
-    trunk = model.features.features
-    x = torch.rand(2, 3, 127, 127, generator=torch.Generator().manual_seed(1)) * 255
+    return model, model.features.features, torch.rand(2, 3, 127, 127, generator=torch.Generator().manual_seed(1)) * 255
+
+
+def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trains() -> None:
+    from siammask.training.frozen_trunk import FrozenTrunkRunner
+
+    model, trunk, x = _frozen_stage_model()
     runner = FrozenTrunkRunner()
     with torch.no_grad():
         want = trunk(x)
@@ -228,11 +232,41 @@ def test_frozen_trunk_runner_gives_the_trunks_features_and_declines_when_it_trai
     trunk.train()
     assert runner(trunk, x) is None
     trunk.eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert runner(trunk, x) is None
     import copy
 
     assert copy.deepcopy(model).features.trunk_runner is None  # copies (the tracker's) run the trunk eagerly
+
+
+def test_frozen_trunk_runner_under_bf16_autocast_is_as_close_to_float32_as_the_eager_trunk() -> None:
+    """--amp on the CPU: a bfloat16 graph of the folded trunk, bf16 outputs as eager autocast gives, no further from
+    the float32 trunk than eager autocast is; kept apart from the fp32 graph; another autocast dtype declines."""
+    from siammask.training.frozen_trunk import FrozenTrunkRunner
+    from siammask.utils.runtime import cpu_autocast_dtype
+
+    model, trunk, x = _frozen_stage_model()
+    x = x.contiguous(memory_format=torch.channels_last)
+    runner = FrozenTrunkRunner()
+    with torch.no_grad():
+        exact = trunk(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            eager = trunk(x)
+            got = runner(trunk, x)
+    assert runner.failed is None and runner.calls == 1 and runner.winograd_convs == 0
+    for g, e, want in zip(got, eager, exact, strict=True):
+        assert g.dtype == e.dtype == torch.bfloat16 and g.shape == want.shape
+        err_graph = ((g.float() - want).abs().max() / want.abs().max()).item()
+        err_eager = ((e.float() - want).abs().max() / want.abs().max()).item()
+        assert 0 < err_graph < 0.05 and err_graph <= 2 * err_eager, (err_graph, err_eager)  # bf16 rounding
+    fp32 = runner(trunk, x)  # outside autocast: the float32 graph, a graph of its own
+    assert len(runner._graphs) == 2 and all(t.dtype == torch.float32 for t in fp32)
+    assert ((fp32[3] - exact[3]).abs().max() / exact[3].abs().max()).item() < 1e-4
+    model.features.trunk_runner = runner
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.features(x)
+    assert runner.calls == 3 and out.requires_grad  # the adjust layer still records its graph
+    with torch.autocast("cpu", dtype=torch.float16):
+        if cpu_autocast_dtype() == torch.float16:  # CPU fp16 autocast exists (torch >= 2.2)
+            assert runner(trunk, x) is None
 
 
 def test_channels_last_on_the_cpu_and_the_engine_feeds_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,8 +40,12 @@ def test_filter_transform_is_g_w_gt() -> None:
     (3, 48, 16, 9, 12, 3, 3),    # dilation 3, padding 3
     (1, 16, 16, 6, 7, 1, 1),     # a single tile per side
 ])
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn-products", "bmm-products"])
 def test_forward_and_gradients_equal_the_direct_convolution(n: int, c: int, k: int, h: int, w: int, pad: int,
-                                                            dil: int) -> None:
+                                                            dil: int, onednn: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of taking the 36 products (oneDNN's planes read through a pointer table, one bmm tensor)."""
+    monkeypatch.setattr(wg, "ONEDNN_PRODUCTS", onednn)
     gen = torch.Generator().manual_seed(n * 1000 + c + k + h + w)
     x = torch.randn(n, c, h, w, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_()
     weight = (torch.randn(k, c, 3, 3, generator=gen) / math.sqrt(9 * c)).requires_grad_()
@@ -63,6 +67,58 @@ def test_forward_and_gradients_equal_the_direct_convolution(n: int, c: int, k: i
 
 
 @needs_ext
+@pytest.mark.skipif(wg._ONEDNN_LINEAR is None, reason="this torch has no mkldnn::_linear_pointwise")
+def test_onednn_products_are_separate_planes_equal_to_bmm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 36 products come from oneDNN as 36 contiguous planes (what the C transforms read through a table), for
+    plain and transposed operands, and equal torch.bmm's to float32 rounding; off, one bmm tensor."""
+    gen = torch.Generator().manual_seed(3)
+    v, u, dm = torch.randn(36, 40, 32, generator=gen), torch.randn(36, 32, 48, generator=gen), torch.randn(
+        36, 40, 48, generator=gen)
+    for a, b in ((v, u), (v.transpose(1, 2), dm), (dm, u.transpose(1, 2))):
+        planes = wg._products(a, b)
+        assert len(planes) == 36 and all(p.is_contiguous() for p in planes)
+        ref = torch.bmm(a.double(), b.double())
+        assert _rel(torch.stack(planes), ref) < 1e-5 and _rel(wg.batched_matmul(a, b), ref) < 1e-5
+    monkeypatch.setattr(wg, "ONEDNN_PRODUCTS", False)
+    assert len(wg._products(v, u)) == 1 and torch.equal(wg.batched_matmul(v, u), torch.bmm(v, u))
+
+
+@needs_ext
+def test_an_extension_built_before_the_plane_tables_gets_one_array(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale build of models/_winograd.c (no PLANE_TABLES) is called with its old 11 arguments and one (36, T, C)
+    array of the products, and gives the same convolution and gradients."""
+    real = wg._ext
+    calls: dict[str, int] = {}
+
+    class OldExtension:
+        def __getattr__(self, name: str) -> object:
+            if name == "PLANE_TABLES":
+                raise AttributeError(name)
+            fn = getattr(real, name)
+
+            def call(*args: object) -> object:
+                calls[name] = len(args)
+                return fn(*args)
+            return call
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 32, 20, 20, generator=gen).contiguous(memory_format=torch.channels_last)
+    weight, grad = torch.randn(32, 32, 3, 3, generator=gen) / 17, torch.randn(2, 32, 18, 18, generator=gen)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        xs, ws = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        y = wg.winograd_conv2d(xs, ws, None, 0, 1)
+        y.backward(grad)
+        return y.detach(), xs.grad, ws.grad
+
+    want = run()
+    monkeypatch.setattr(wg, "_ext", OldExtension())
+    got = run()
+    assert calls == {"input_transform": 11, "output_transform": 11, "grad_transform": 10, "input_adjoint": 11}
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_nchw_input_and_no_bias() -> None:
     """A contiguous (NCHW) input is converted, and without a bias the output is the bare convolution."""
     gen = torch.Generator().manual_seed(3)

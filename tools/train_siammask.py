@@ -99,7 +99,8 @@ def get_args_parser(add_help: bool = True, stage: str = "base") -> argparse.Argu
                         "on CUDA)")
     parser.add_argument("--trunk-graph", action=argparse.BooleanOptionalAction, default=True, help="on the CPU, "
                         "run the ResNet trunk as a compiled inference graph (torch.compile, else TorchScript) while "
-                        "it trains nothing (the first stage; fp32, float32 rounding; training/frozen_trunk.py)")
+                        "it trains nothing (the first stage; fp32 with float32 rounding, or bf16 with --amp; "
+                        "training/frozen_trunk.py)")
     parser.add_argument("--winograd", action=argparse.BooleanOptionalAction, default=True, help="on the CPU in "
                         "fp32, run the trainable stride-1 3x3 convolutions by Winograd F(4x4, 3x3) (a quarter of the "
                         "products, float32 rounding ~1e-5; models/winograd.py; needs the extension make.sh builds)")
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> None:
         model.to(runtime.device)
         if runtime.channels_last:
             model.to(memory_format=torch.channels_last)
-        if args.trunk_graph and runtime.device.type == "cpu" and not runtime.amp:
+        if args.trunk_graph and runtime.device.type == "cpu":  # fp32, or bf16 under --amp
             model.features.trunk_runner = FrozenTrunkRunner(winograd=args.winograd)
         if args.winograd and runtime.device.type == "cpu" and not runtime.amp:
             turned = use_winograd(model)

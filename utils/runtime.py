@@ -75,6 +75,16 @@ def cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+def cpu_autocast_dtype() -> Optional[torch.dtype]:
+    """The dtype CPU autocast casts to while it is on, else None."""
+    if not cpu_autocast():
+        return None
+    try:
+        return torch.get_autocast_dtype("cpu")
+    except AttributeError:  # torch < 2.4
+        return torch.get_autocast_cpu_dtype()
+
+
 def amp_dtype_for(device_type: str) -> torch.dtype:
     """The autocast dtype for a device: float16 on NPU/CUDA (as apex O1), bfloat16 on the CPU."""
     return torch.bfloat16 if device_type == "cpu" else torch.float16
