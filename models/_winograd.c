@@ -8,14 +8,16 @@
 
    The 36 products of all tiles are 36 matrix products (done in Python, by oneDNN per product where torch has it);
    this file holds the memory-bound transforms around them, on NHWC float32 data, vectorised over channels (16 at a
-   time). The two that read products (M, dV) take them as one (36, T, .) array or as 36 separate (T, .) planes
+   time). The three that read products (M, dV, dU) take them as one (36, ., .) array or as 36 separate planes
    (a table of pointers: oneDNN returns each product in its own buffer, and gathering them would cost a copy):
 
    - input_transform:  x (N, H, W, C) -> V (36, T, C) = B^T d B of every 6x6 input tile (zero padding outside x);
    - output_transform: M (36, T, K) -> y (N, Ho, Wo, K) = A^T m A of every tile, plus a bias, cropped to Ho x Wo;
    - grad_transform:   dy (N, Ho, Wo, K) -> dM (36, T, K) = A dy A^T (the adjoint of output_transform), whose
                        products with V give the gradient of the transformed weights and with U^T the gradient of V;
-   - input_adjoint:    dV (36, T, C) -> dx (N, H, W, C) += B dV B^T (the adjoint of input_transform).
+   - input_adjoint:    dV (36, T, C) -> dx (N, H, W, C) += B dV B^T (the adjoint of input_transform);
+   - filter_adjoint:   dU (36, C, K) -> dW (3, 3, C, K) = G^T dU G (the adjoint of the filter transform; reads
+                       products too).
 
    Dilation d is handled by tiling each of the d x d phase grids of the output on its own: a tile's 4x4 outputs are
    at rows a + d (4 ty + k) and columns b + d (4 tx + l), its 6x6 inputs d apart. Tiles are numbered
@@ -243,6 +245,39 @@ VECTOR_CLONES static void input_adjoint_tiles(const job_t *j) {
     }
 }
 
+/* dW = G^T dU G for rows (input channels) t0..t1 of the 36 (C, K) planes of dU: the adjoint of the filter
+   transform U = G w G^T, written as (3, 3, C, K) (dW[i][j][c][k] = sum_uv G[u][i] G[v][j] dU[6u+v][c][k]). */
+static const float GT[3][6] = {{1.0f / 4, -1.0f / 6, -1.0f / 6, 1.0f / 24, 1.0f / 24, 0.0f},
+                               {0.0f, -1.0f / 6, 1.0f / 6, 1.0f / 12, -1.0f / 12, 0.0f},
+                               {0.0f, -1.0f / 6, -1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f}};
+
+VECTOR_CLONES static void filter_adjoint_rows(const job_t *j) {
+    const long K = j->C, C = j->T;
+    const float *pl[36];
+    source_planes(j, pl);
+    for (long c = j->t0; c < j->t1; c++) {
+        for (long k = 0; k < K; k += LANES) {
+            const long at = c * K + k;
+            v16 tmp[6][3];
+            for (int u = 0; u < 6; u++) { /* tmp[u][jj] = sum_v dU[u][v] G[v][jj] */
+                v16 p0 = load16(pl[6 * u] + at), p1 = load16(pl[6 * u + 1] + at), p2 = load16(pl[6 * u + 2] + at);
+                v16 p3 = load16(pl[6 * u + 3] + at), p4 = load16(pl[6 * u + 4] + at), p5 = load16(pl[6 * u + 5] + at);
+                for (int jj = 0; jj < 3; jj++) {
+                    tmp[u][jj] = GT[jj][0] * p0 + GT[jj][1] * p1 + GT[jj][2] * p2 + GT[jj][3] * p3 + GT[jj][4] * p4 +
+                                 GT[jj][5] * p5;
+                }
+            }
+            for (int i = 0; i < 3; i++) {
+                for (int jj = 0; jj < 3; jj++) {
+                    v16 y = GT[i][0] * tmp[0][jj] + GT[i][1] * tmp[1][jj] + GT[i][2] * tmp[2][jj] +
+                            GT[i][3] * tmp[3][jj] + GT[i][4] * tmp[4][jj] + GT[i][5] * tmp[5][jj];
+                    store16(j->dst + ((long)(i * 3 + jj) * C + c) * K + k, y);
+                }
+            }
+        }
+    }
+}
+
 typedef void (*tile_fn)(const job_t *);
 
 typedef struct {
@@ -370,11 +405,31 @@ static PyObject *py_input_adjoint(PyObject *self, PyObject *args) {
     return run_x_side(input_adjoint_tiles, args, 0, 1);
 }
 
+/* filter_adjoint(du_ptr, C, K, dw_ptr, threads[, planes_ptr or 0]): dU (36, C, K) -> dW (3, 3, C, K) */
+static PyObject *py_filter_adjoint(PyObject *self, PyObject *args) {
+    unsigned long long src, dst, planes = 0;
+    job_t job = {0};
+    int threads;
+    if (!PyArg_ParseTuple(args, "KllKi|K", &src, &job.T, &job.C, &dst, &threads, &planes)) {
+        return NULL;
+    }
+    if (job.C <= 0 || job.C % LANES || job.T < 1) {
+        PyErr_SetString(PyExc_ValueError, "winograd: channels must be a positive multiple of 16");
+        return NULL;
+    }
+    job.N = job.T; /* split rows between the threads */
+    job.src = (const float *)(uintptr_t)src;
+    job.dst = (float *)(uintptr_t)dst;
+    job.planes = planes ? (const float *const *)(uintptr_t)planes : NULL;
+    return run_transform(filter_adjoint_rows, &job, threads, 0, 0);
+}
+
 static PyMethodDef methods[] = {
     {"input_transform", py_input_transform, METH_VARARGS, "x (N,H,W,C) -> V (36,T,C) = B^T d B per tile"},
     {"output_transform", py_output_transform, METH_VARARGS, "M (36,T,K) -> y (N,Ho,Wo,K) = A^T m A + bias"},
     {"grad_transform", py_grad_transform, METH_VARARGS, "dy (N,Ho,Wo,K) -> dM (36,T,K) = A dy A^T per tile"},
     {"input_adjoint", py_input_adjoint, METH_VARARGS, "dV (36,T,C) -> dx (N,H,W,C) += B dV B^T per tile"},
+    {"filter_adjoint", py_filter_adjoint, METH_VARARGS, "dU (36,C,K) -> dW (3,3,C,K) = G^T dU G per channel pair"},
     {NULL, NULL, 0, NULL},
 };
 

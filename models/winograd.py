@@ -10,8 +10,8 @@ layer2 / layer3, layer3's 3x3 downsample, the rpn and mask ``conv_search``). Win
 The 36 products of all tiles are 36 matrix products (oneDNN's, else ``torch.bmm``); the tile transforms around them
 are the C extension ``models/_winograd.c`` (built by make.sh; without it nothing here is used). Dilation is handled by
 tiling each phase grid of the output on its own. Backward: with ``dM = A dy A^T`` per tile, the weight gradient is
-``bmm(V^T, dM)`` taken back through the filter transform by autograd, the input gradient ``B bmm(dM, U^T) B^T``
-added back into the tiles' pixels (the exact adjoints of the forward's steps).
+``G^T (V^T dM) G`` (the filter transform's adjoint, in C, on the 36 product planes), the input gradient
+``B (dM U^T) B^T`` added back into the tiles' pixels (the exact adjoints of the forward's steps).
 
 This is the same function as the direct convolution with a different float32 rounding: on unit-variance data the
 output error is ~1e-5 of the output's largest value (the direct convolution's ~2e-6), as when cuDNN picks its Winograd
@@ -28,6 +28,7 @@ trunk runner uses it with inductor only.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
@@ -56,10 +57,30 @@ _ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.
 ONEDNN_PRODUCTS = True
 
 
+@functools.lru_cache(maxsize=None)
+def _onednn_products_work() -> bool:
+    """Whether this torch's ``mkldnn::_linear_pointwise`` takes the transposed views :func:`_products` passes and
+    gives torch.bmm's values (checked once on small operands; an older or other build falls back to torch.bmm)."""
+    if _ONEDNN_LINEAR is None:
+        return False
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 24, 16, generator=gen), torch.randn(2, 24, 32, generator=gen)
+    try:
+        for x, y in ((a, b.transpose(1, 2)[:, :16]), (a.transpose(1, 2), b)):
+            planes = [_ONEDNN_LINEAR(x[g], y[g].t(), None, "none", [], "") for g in range(2)]
+            if not all(p.is_contiguous() for p in planes) or not torch.allclose(
+                    torch.stack(planes), torch.bmm(x, y), rtol=1e-4, atol=1e-4):
+                return False
+    except (RuntimeError, TypeError):  # an op that refuses these operands
+        return False
+    return True
+
+
 def _products(a: Tensor, b: Tensor) -> list[Tensor]:
     """The products ``a[g] @ b[g]`` of (G, M, K) and (G, K, N) float32 (transposed views welcome): G contiguous
     (M, N) planes from oneDNN, or one (G, M, N) tensor from ``torch.bmm`` (a list of one)."""
-    if _ONEDNN_LINEAR is None or not ONEDNN_PRODUCTS or a.dtype != torch.float32 or a.device.type != "cpu":
+    if (not ONEDNN_PRODUCTS or a.dtype != torch.float32 or a.device.type != "cpu"
+            or not _onednn_products_work()):
         return [torch.bmm(a, b)]
     return [_ONEDNN_LINEAR(a[g], b[g].t(), None, "none", [], "") for g in range(a.shape[0])]
 
@@ -139,11 +160,27 @@ def _winograd_forward(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int
     return y, v
 
 
+def _filter_adjoint(planes: list[Tensor], c: int, k: int) -> Tensor:
+    """dW = G^T dU G: the weight gradient (K, C, 3, 3) (a (3, 3, C, K) array's permuted view) from the gradient of
+    the transformed filters, :func:`_products`' planes of (36, C, K); the adjoint of :func:`filter_transform`."""
+    if getattr(_ext, "filter_adjoint", None) is not None:
+        first, table, _keep = _plane_table(planes)
+        out = torch.empty((3, 3, c, k))
+        _ext.filter_adjoint(first, c, k, out.data_ptr(), torch.get_num_threads(), *table)
+    else:  # an extension built before it
+        grad_u = planes[0] if len(planes) == 1 else torch.stack(planes)
+        gg = grad_u.new_tensor(G_ROWS)
+        gg = (gg[:, None, :, None] * gg[None, :, None, :]).reshape(ALPHA * ALPHA, 9)
+        out = (gg.t() @ grad_u.reshape(ALPHA * ALPHA, c * k)).view(3, 3, c, k)
+    return out.permute(3, 2, 0, 1)
+
+
 class _WinogradConv(torch.autograd.Function):
     """y = conv2d(x, w, bias, padding, dilation) through F(4x4, 3x3), with its exact backward (see module doc)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
+        u = filter_transform(weight)
         y, v = _winograd_forward(x, u, bias, padding, dilation)
         ctx.padding, ctx.dilation, ctx.x_shape = padding, dilation, x.shape
         ctx.save_for_backward(v if ctx.needs_input_grad[1] else None, u if ctx.needs_input_grad[0] else None)
@@ -157,14 +194,14 @@ class _WinogradConv(torch.autograd.Function):
         k, ho, wo = grad.shape[1:]
         nth, ntw = _tiles(ho, d), _tiles(wo, d)
         threads = torch.get_num_threads()
-        grad_x = grad_u = grad_bias = None
+        grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             # dM = A dy A^T: the output transform's adjoint, shared by both gradients
             dm = grad.new_empty((ALPHA * ALPHA, nth * ntw * d * d * n, k))
             gn = _nhwc(grad)  # held while the extension reads it
             _ext.grad_transform(gn.data_ptr(), n, ho, wo, k, d, nth, ntw, dm.data_ptr(), threads)
-            if ctx.needs_input_grad[1]:
-                grad_u = batched_matmul(v.transpose(1, 2), dm)
+            if ctx.needs_input_grad[1]:  # dU = V^T dM, then back through the filter transform
+                grad_weight = _filter_adjoint(_products(v.transpose(1, 2), dm), c, k)
             if ctx.needs_input_grad[0]:
                 dv = _products(dm, u.transpose(1, 2))
                 first, table, _keep = _plane_table(dv)
@@ -172,7 +209,7 @@ class _WinogradConv(torch.autograd.Function):
                 _ext.input_adjoint(first, n, h, w, c, p, d, nth, ntw, grad_x.data_ptr(), threads, *table)
         if ctx.needs_input_grad[2]:
             grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_u, grad_bias, None, None
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: int = 0,
@@ -191,7 +228,7 @@ def winograd_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, pa
     """
     if _ext is None:
         raise RuntimeError("the Winograd extension siammask.models._winograd is not built: run `bash make.sh`")
-    return _WinogradConv.apply(x, filter_transform(weight), bias, padding, dilation)
+    return _WinogradConv.apply(x, weight, bias, padding, dilation)
 
 
 def _pays(conv: nn.Conv2d, x: Tensor) -> bool:

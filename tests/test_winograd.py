@@ -83,16 +83,34 @@ def test_onednn_products_are_separate_planes_equal_to_bmm(monkeypatch: pytest.Mo
     assert len(wg._products(v, u)) == 1 and torch.equal(wg.batched_matmul(v, u), torch.bmm(v, u))
 
 
+def test_a_onednn_op_that_refuses_the_operands_falls_back_to_bmm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-time check: an op that raises (an older torch) or gives other values leaves torch.bmm in charge."""
+    v, u = torch.randn(36, 8, 16), torch.randn(36, 16, 16)
+
+    def refusing(*args: object) -> torch.Tensor:
+        raise RuntimeError("mkldnn_linear: weight must be contiguous")
+
+    for op in (refusing, lambda x, w, *rest: torch.zeros(x.shape[0], w.shape[0])):
+        monkeypatch.setattr(wg, "_ONEDNN_LINEAR", op)
+        wg._onednn_products_work.cache_clear()
+        try:
+            assert not wg._onednn_products_work()
+            assert len(wg._products(v, u)) == 1 and torch.equal(wg.batched_matmul(v, u), torch.bmm(v, u))
+        finally:
+            wg._onednn_products_work.cache_clear()
+
+
 @needs_ext
 def test_an_extension_built_before_the_plane_tables_gets_one_array(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stale build of models/_winograd.c (no PLANE_TABLES) is called with its old 11 arguments and one (36, T, C)
-    array of the products, and gives the same convolution and gradients."""
+    """A stale build of models/_winograd.c (no PLANE_TABLES, no filter_adjoint) is called with its old 11 arguments
+    and one (36, T, C) array of the products, the weight gradient taken back through the filter transform by torch,
+    and gives the same convolution and gradients."""
     real = wg._ext
     calls: dict[str, int] = {}
 
     class OldExtension:
         def __getattr__(self, name: str) -> object:
-            if name == "PLANE_TABLES":
+            if name in ("PLANE_TABLES", "filter_adjoint"):
                 raise AttributeError(name)
             fn = getattr(real, name)
 
@@ -115,8 +133,8 @@ def test_an_extension_built_before_the_plane_tables_gets_one_array(monkeypatch: 
     monkeypatch.setattr(wg, "_ext", OldExtension())
     got = run()
     assert calls == {"input_transform": 11, "output_transform": 11, "grad_transform": 10, "input_adjoint": 11}
-    for a, b in zip(got, want, strict=True):
-        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want, strict=True):  # another summation order of the weight gradient: float32 rounding
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-5
 
 
 def test_nchw_input_and_no_bias() -> None:
