@@ -8,12 +8,14 @@ on PYTHONPATH)::
     git archive c157bbe | tar -x -C /tmp/orig
     PYTHONPATH=/tmp/orig python tests/sample_hashes.py tests/data/sample_hashes.json
 
-(The AVX2 reference on an AMD EPYC, the AVX-512 one on an Intel Xeon, both from c157bbe.)
+(The AVX2 reference on an AMD EPYC, the AVX-512 one on an Intel Xeon, and one keyed by the OpenCV probe on an AMD
+EPYC Zen 5 with AVX-512, whose samples are the AVX2 machine's, 2026-12-08; all from c157bbe.)
 
 It records the numpy and OpenCV versions and the CPU's SIMD level: the synthetic images are JPEG-encoded and
 -decoded by OpenCV, so another OpenCV (libjpeg-turbo) build can change the pixels, and OpenCV's warps round
-differently on AVX-512 than on AVX2. The file holds one reference per such combination (each run adds its own);
-tests/test_data_pipeline.py skips the comparison where none matches.
+differently on AVX-512 than on AVX2, and CPUs with the same SIMD level can still take other paths
+(:func:`opencv_probe`). The file holds one reference per such combination (each run adds its own);
+tests/test_data_pipeline.py compares with the one :func:`find_reference` picks and skips where none matches.
 """
 from __future__ import annotations
 
@@ -82,8 +84,35 @@ def cpu_simd() -> str:
     return "avx2" if "avx2" in flags else "other"
 
 
+def opencv_probe() -> str:
+    """Hash of OpenCV's outputs, on fixed data, for the operations samples go through (resizes, affine warps of uint8
+    and float32 images, box blur, a JPEG round trip): which code paths OpenCV takes on this CPU. One SIMD level is not
+    enough to tell: an AMD EPYC (Zen 5) with AVX-512 gave the AVX2 machine's samples on 2026-12-08, not the Intel
+    AVX-512 machine's."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (97, 89, 3), dtype=np.uint8)
+    plane = rng.random((31, 37)).astype(np.float32)
+    mapping = np.array([[1.13, 0.07, -3.4], [-0.05, 0.91, 2.2]])
+    outputs = [cv2.resize(image, (211, 190), interpolation=cv2.INTER_LINEAR),
+               cv2.resize(plane, (120, 101), interpolation=cv2.INTER_CUBIC), cv2.resize(image, (40, 37)),
+               cv2.warpAffine(image, mapping, (127, 127), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT),
+               cv2.warpAffine(plane, mapping, (64, 64), flags=cv2.INTER_LINEAR),
+               cv2.blur(plane, (5, 1), borderType=cv2.BORDER_REFLECT_101),
+               cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_COLOR)]
+    return hashlib.sha256("".join(digest(o) for o in outputs).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
-    return {"numpy": np.__version__, "opencv": cv2.__version__, "simd": cpu_simd()}
+    return {"numpy": np.__version__, "opencv": cv2.__version__, "simd": cpu_simd(), "opencv_probe": opencv_probe()}
+
+
+def find_reference(refs: list[dict]) -> dict | None:
+    """The reference made with this machine's :func:`versions`, else one made before the probe existed (no
+    ``opencv_probe``) with the same numpy, OpenCV and SIMD level; None if neither."""
+    mine = versions()
+    legacy = {k: v for k, v in mine.items() if k != "opencv_probe"}
+    return (next((r for r in refs if r["versions"] == mine), None)
+            or next((r for r in refs if r["versions"] == legacy), None))
 
 
 def main(path: str) -> None:
