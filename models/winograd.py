@@ -50,7 +50,7 @@ G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), 
           (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
 #: oneDNN's float32 matrix product (torch's internal ``mkldnn::_linear_pointwise``, which torch.compile's CPU graphs
 #: call), None where this torch lacks it. torch's float32 ``bmm`` is MKL's (or OpenBLAS's) sgemm, which on an AMD EPYC
-#: (Zen 4, 2 threads) ran these products at 100-170 GFLOP/s, oneDNN at 210-300 (bench/model_step.py --winograd).
+#: (Zen 5, 2 threads) ran these products at 100-170 GFLOP/s, oneDNN at 210-300 (bench/model_step.py --winograd).
 _ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available()
                   else None)
 #: Use it (tests and benches switch it off to compare with ``torch.bmm``).

@@ -15,7 +15,7 @@ Under bf16 autocast (``--amp`` on the CPU) the graph is built from the folded co
 rounded once to bf16, where eager autocast rounds the unfolded weights and applies the BatchNorm to bf16 maps) and
 runs outside autocast on the crops cast to bf16: the same bf16 convolutions with the BatchNorm / ReLU / residual
 passes fused away, the trunk's outputs in bfloat16 as eager autocast gives them and as close to the float32 trunk
-(tests/test_train_speed.py). Measured in one run on an AMD EPYC (Zen 4, no AMX), 2 threads: the frozen bf16 step
+(tests/test_train_speed.py). Measured in one run on an AMD EPYC (Zen 5, no AMX), 2 threads: the frozen bf16 step
 ~1.09x faster than with the eager trunk.
 
 With ``winograd`` (the default; the training tool's ``--winograd``) the inductor graph (not the TorchScript one,
