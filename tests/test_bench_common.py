@@ -32,6 +32,22 @@ def test_format_and_machine_line():
     assert "2 threads" in line and f"torch {info['torch']}" in line and "device cpu" in line
 
 
+def test_cpu_model_names_family_model_and_matrix_isa(tmp_path):
+    """A bare 'AMD EPYC' of a virtual machine gets its family / model and ISA; the first processor's block is read."""
+    block = "processor\t: {}\nvendor_id\t: {}\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: {}\nflags\t\t: {}\n\n"
+    cases = [(("AuthenticAMD", 26, 2, "AMD EPYC", "fpu avx2 avx512f avx512_bf16"), "AMD EPYC (family 26 model 2; "
+              "AVX512-BF16, no AMX)"),
+             (("GenuineIntel", 6, 143, "Intel Xeon", "avx2 avx512f avx512_bf16 amx_tile"), "Intel Xeon (family 6 model "
+              "143; AMX)"),
+             (("AuthenticAMD", 23, 49, "AMD EPYC 7B12", "avx2"), "AMD EPYC 7B12 (family 23 model 49; AVX2)")]
+    for (vendor, family, model, name, flags), want in cases:
+        path = tmp_path / "cpuinfo"
+        path.write_text(block.format(0, vendor, family, model, name, flags)
+                        + block.format(1, vendor, family + 1, model, "other", "sse2"))
+        assert common.cpu_model(str(path)) == want
+    assert common.cpu_model(str(tmp_path / "missing")) != ""  # platform's name instead
+
+
 def test_data_pipeline_bench_times_the_original_work_beside_the_pipeline():
     """bench/data_pipeline.py runs end to end on a tiny built-in set and prints original-work, the in-process ratio
     to it (consistent with the two rates it prints) and, with --plain-writes, the ordinary-stores loader."""
