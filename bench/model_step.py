@@ -309,7 +309,7 @@ def main(args: argparse.Namespace) -> list[Configuration]:
     auto_layout = {p: device.type == "cpu" or p != "fp32" for p in precisions}  # as utils.runtime.init_runtime
     choices = {"on": [True], "off": [False], "both": [False, True]}
     winograd, graphs = choices[args.winograd], choices[args.trunk_graph]
-    products = {"onednn": ["onednn"], "bmm": ["bmm"], "both": ["bmm", "onednn"]}[args.products]
+    products = ["bmm", "onednn"] if args.products == "both" else [args.products]
     configs = [Configuration(args, stage, precision, auto_layout[precision] if layout is None else layout, device,
                              winograd=wino, trunk_graph=graph, products=prod)
                for stage, precision, layout, wino, graph, prod in itertools.product(

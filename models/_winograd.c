@@ -22,8 +22,8 @@
    Dilation d is handled by tiling each of the d x d phase grids of the output on its own: a tile's 4x4 outputs are
    at rows a + d (4 ty + k) and columns b + d (4 tx + l), its 6x6 inputs d apart. Tiles are numbered
    t = (((n * nth + ty) * d + a) * ntw + tx) * d + b. Work is split over tiles between threads (pthreads; each
-   output element is written by one tile), for input_adjoint over images (its tiles overlap). Built by make.sh / setup.py (plain C, no library); without it
-   models.winograd is off and the convolutions run directly. */
+   output element is written by one tile), for input_adjoint over images (its tiles overlap). Built by make.sh /
+   setup.py (plain C, no library); without it models.winograd is off and the convolutions run directly. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
@@ -41,7 +41,7 @@
 
 typedef struct {
     const float *src;   /* x, M or dy */
-    const float *const *planes; /* M or dV as 36 separate (T, C) planes, or NULL: consecutive from src */
+    const float *const *planes; /* M, dV or dU as 36 separate planes, or NULL: consecutive from src */
     float *dst;         /* V, y or dM */
     const float *bias;  /* output_transform: K values or NULL */
     const float *zeros; /* C zeros for taps outside x */
@@ -201,8 +201,8 @@ VECTOR_CLONES static void grad_tiles(const job_t *j) {
 
 /* dx += B dV B^T of tiles t0..t1, added into x's layout at the tile's taps (the adjoint of input_tiles; taps in
    the zero padding are dropped). Overlapping tiles add into the same pixels, so a worker's tiles must cover whole
-   images (run_images). The map x -> B x (columns of B^T) is (4x0) (-4x1 +4x2 -2x3 +2x4 +4x5) (-5x0 -4x1 -4x2 -x3 -x4)
-   (x1 -x2 +2x3 -2x4 -5x5) (x0 +x1 +x2 +x3 +x4) (x5). */
+   images (run_parallel's whole_images). The map x -> B x (columns of B^T) is (4x0) (-4x1 +4x2 -2x3 +2x4 +4x5)
+   (-5x0 -4x1 -4x2 -x3 -x4) (x1 -x2 +2x3 -2x4 -5x5) (x0 +x1 +x2 +x3 +x4) (x5). */
 #define B_MAP(x0, x1, x2, x3, x4, x5, y)                                                                            \
     do {                                                                                                            \
         y[0] = 4.0f * (x0);                                                                                         \
@@ -400,7 +400,7 @@ static PyObject *py_grad_transform(PyObject *self, PyObject *args) {
     return run_job(grad_tiles, &job, src, dst, threads, job.C, 0);
 }
 
-/* input_adjoint(dv_ptr, N, H, W, C, pad, dil, nth, ntw, dx_ptr (zeroed or to add to), threads) */
+/* input_adjoint(dv_ptr, N, H, W, C, pad, dil, nth, ntw, dx_ptr (zeroed or to add to), threads[, planes_ptr]) */
 static PyObject *py_input_adjoint(PyObject *self, PyObject *args) {
     return run_x_side(input_adjoint_tiles, args, 0, 1);
 }
@@ -436,8 +436,9 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_winograd",
                                     "Tile transforms of Winograd F(4x4, 3x3) (models/winograd.py).", -1, methods};
 
-/* PLANE_TABLES: output_transform / input_adjoint take the optional table of 36 plane pointers (an extension built
-   before them does not; models/winograd.py then gathers the planes into one array). */
+/* PLANE_TABLES: output_transform / input_adjoint / filter_adjoint take the optional table of 36 plane pointers, and
+   filter_adjoint exists (an extension built before them has neither; models/winograd.py then gathers the planes
+   into one array and takes the weight gradient with torch). */
 PyMODINIT_FUNC PyInit__winograd(void) {
     PyObject *m = PyModule_Create(&module);
     if (m && PyModule_AddIntConstant(m, "PLANE_TABLES", 1) < 0) {

@@ -50,7 +50,7 @@ G_ROWS = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), 
           (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
 #: oneDNN's float32 matrix product (torch's internal ``mkldnn::_linear_pointwise``, which torch.compile's CPU graphs
 #: call), None where this torch lacks it. torch's float32 ``bmm`` is MKL's (or OpenBLAS's) sgemm, which on an AMD EPYC
-#: (Zen 5, 2 threads) ran these products at 100-170 GFLOP/s, oneDNN at 210-300 (bench/model_step.py --winograd).
+#: (Zen 5, 2 threads) ran these products at 100-170 GFLOP/s, oneDNN at 210-300 (bench/model_step.py --products).
 _ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available()
                   else None)
 #: Use it (tests and benches switch it off to compare with ``torch.bmm``).
@@ -85,16 +85,16 @@ def _products(a: Tensor, b: Tensor) -> list[Tensor]:
     return [_ONEDNN_LINEAR(a[g], b[g].t(), None, "none", [], "") for g in range(a.shape[0])]
 
 
-def batched_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``torch.bmm(a, b)``: (G, M, K) x (G, K, N) -> (G, M, N) float32, by :func:`_products`."""
-    planes = _products(a, b)
-    return planes[0] if len(planes) == 1 else torch.stack(planes)
+def _tables() -> bool:
+    """Whether the built extension reads products as plane tables and has filter_adjoint (one built before them
+    does not: then the planes are gathered into one array and the weight gradient is taken by torch)."""
+    return bool(getattr(_ext, "PLANE_TABLES", 0))
 
 
 def _plane_table(planes: list[Tensor]) -> tuple[int, tuple[int, ...], Tensor]:
     """(source pointer, the extra argument of the C transforms that read 36 products: () or (table pointer,), the
     tensor to keep alive while they run) for :func:`_products`' planes."""
-    if len(planes) > 1 and not getattr(_ext, "PLANE_TABLES", 0):  # an extension built before the tables
+    if len(planes) > 1 and not _tables():
         planes = [torch.stack(planes)]
     if len(planes) == 1:
         return planes[0].data_ptr(), (), planes[0]
@@ -123,10 +123,14 @@ def filter_transform(weight: Tensor) -> Tensor:
         (36, C, K): ``U[6 u + v, c, k] = sum_ij G[u, i] w[k, c, i, j] G[v, j]``.
     """
     k, c = weight.shape[:2]
-    g = weight.new_tensor(G_ROWS)
-    gg = (g[:, None, :, None] * g[None, :, None, :]).reshape(ALPHA * ALPHA, 9)  # kron(G, G): (36, 9)
     # one (36, 9) x (9, C K) product: U comes out in its (36, C, K) layout without a transposing copy
-    return (gg @ weight.permute(2, 3, 1, 0).reshape(9, c * k)).view(ALPHA * ALPHA, c, k)
+    return (_kron_g(weight) @ weight.permute(2, 3, 1, 0).reshape(9, c * k)).view(ALPHA * ALPHA, c, k)
+
+
+def _kron_g(like: Tensor) -> Tensor:
+    """kron(G, G): (36, 9), ``[6 u + v, 3 i + j] = G[u, i] G[v, j]``, in `like`'s dtype and device."""
+    g = like.new_tensor(G_ROWS)
+    return (g[:, None, :, None] * g[None, :, None, :]).reshape(ALPHA * ALPHA, 9)
 
 
 def _tiles(side: int, dilation: int) -> int:
@@ -163,15 +167,13 @@ def _winograd_forward(x: Tensor, u: Tensor, bias: Optional[Tensor], padding: int
 def _filter_adjoint(planes: list[Tensor], c: int, k: int) -> Tensor:
     """dW = G^T dU G: the weight gradient (K, C, 3, 3) (a (3, 3, C, K) array's permuted view) from the gradient of
     the transformed filters, :func:`_products`' planes of (36, C, K); the adjoint of :func:`filter_transform`."""
-    if getattr(_ext, "filter_adjoint", None) is not None:
+    if _tables():
         first, table, _keep = _plane_table(planes)
         out = torch.empty((3, 3, c, k))
         _ext.filter_adjoint(first, c, k, out.data_ptr(), torch.get_num_threads(), *table)
     else:  # an extension built before it
         grad_u = planes[0] if len(planes) == 1 else torch.stack(planes)
-        gg = grad_u.new_tensor(G_ROWS)
-        gg = (gg[:, None, :, None] * gg[None, :, None, :]).reshape(ALPHA * ALPHA, 9)
-        out = (gg.t() @ grad_u.reshape(ALPHA * ALPHA, c * k)).view(3, 3, c, k)
+        out = (_kron_g(grad_u).t() @ grad_u.reshape(ALPHA * ALPHA, c * k)).view(3, 3, c, k)
     return out.permute(3, 2, 0, 1)
 
 

@@ -15,8 +15,8 @@ Under bf16 autocast (``--amp`` on the CPU) the graph is built from the folded co
 rounded once to bf16, where eager autocast rounds the unfolded weights and applies the BatchNorm to bf16 maps) and
 runs outside autocast on the crops cast to bf16: the same bf16 convolutions with the BatchNorm / ReLU / residual
 passes fused away, the trunk's outputs in bfloat16 as eager autocast gives them and as close to the float32 trunk
-(tests/test_train_speed.py). Measured in one run on an AMD EPYC (Zen 5, no AMX), 2 threads: the frozen bf16 step
-~1.09x faster than with the eager trunk.
+(tests/test_train_speed.py). On an AMD EPYC (Zen 5, no AMX), 2 threads, the frozen bf16 step was 1.05-1.11x faster
+than with the eager trunk in three same-run comparisons (bench/model_step.py --stage frozen --trunk-graph both).
 
 With ``winograd`` (the default; the training tool's ``--winograd``) the inductor graph (not the TorchScript one,
 whose interpreter would turn Ctrl-C / SIGTERM inside the operator into a RuntimeError) runs the stride-1 3x3
