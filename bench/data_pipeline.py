@@ -4,20 +4,21 @@ the two-JPEG decode cap.
 The built-in synthetic crops are flat and decode about twice as fast as photographs, so by default this bench
 makes the built-in 'quick' set in a temporary folder and re-encodes every crop511 image with multi-scale texture
 (JPEG quality 90, about 80 KiB per 511x511 crop, what crops of YouTube-VOS / COCO frames weigh). Then it runs
-`--rounds` interleaved rounds of four measurements over the same `--samples` samples:
+`--rounds` interleaved rounds of four measurements over the same `--samples` samples, in this order:
 
-* in-process: ``dataset[i]`` in a loop (one process, OpenCV single-threaded as in a DataLoader worker);
-* decode cap: ``cv2.imread`` of the sample's two 511 JPEGs and nothing else, what a pipeline that decodes whole
-  images cannot beat (this one decodes only the rows and columns its crops read, so it can);
 * original-work: the original SiamMask's per-sample work on the same pairs (:func:`original_work`: whole-image
   ``cv2.imread`` of both JPEGs and the mask PNG, float64 colour and blur, float64 anchor targets), the in-run
   stand-in for the original, which this bench does not run;
+* in-process: ``dataset[i]`` in a loop (one process, OpenCV single-threaded as in a DataLoader worker);
 * DataLoader: batches of `--batch-size` from `--workers` persistent worker processes (each round a new pass), as
-  the training loader makes them (:class:`~datasets.shared_batches.SharedBatchLoader`).
+  the training loader makes them (:class:`~datasets.shared_batches.SharedBatchLoader`);
+* decode cap: ``cv2.imread`` of the sample's two 511 JPEGs and nothing else, what a pipeline that decodes whole
+  images cannot beat (this one decodes only the rows and columns its crops read, so it can).
 
 It prints the median and spread of the rounds (wall clock, and samples per CPU-second of this process for the
 single-process loops, which other load on the machine disturbs less), the in-process loop's speed-up over
-original-work (median of the per-round ratios) and the DataLoader's speed-up over the in-process loop. The original
+original-work and the DataLoader's speed-up over the in-process loop (each the median and spread of the per-round
+ratios: runs seconds apart, which this virtual machine's drifting speed disturbs least). The original
 decodes both whole JPEGs of each sample, so the decode cap also bounds its in-process rate from above.
 
 Usage::
@@ -263,22 +264,17 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         "in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu", "original_work", "original_work_cpu",
         "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu", "dataloader_plain_writes")}
     for _ in range(args.rounds):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for i in range(n):
-            dataset[i]
-        rates["in_process"].append(n / (time.perf_counter() - start))
-        rates["in_process_cpu"].append(n / (time.process_time() - start_cpu))
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for a, b in paths:
-            cv2.imread(a)
-            cv2.imread(b)
-        rates["decode_cap"].append(n / (time.perf_counter() - start))
-        rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
+        # original-work, in-process and the DataLoader one after the other: the ratios pair runs seconds apart
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             original_work(dataset, i)
         rates["original_work"].append(n / (time.perf_counter() - start))
         rates["original_work_cpu"].append(n / (time.process_time() - start_cpu))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for i in range(n):
+            dataset[i]
+        rates["in_process"].append(n / (time.perf_counter() - start))
+        rates["in_process_cpu"].append(n / (time.process_time() - start_cpu))
         seen = 0
         start, start_cpu = time.perf_counter(), time.process_time()
         inner = getattr(loader, "loader", loader)  # SharedBatchLoader wraps a DataLoader
@@ -289,6 +285,12 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         rates["dataloader_main_cpu"].append(seen / max(time.process_time() - start_cpu, 1e-9))
         if workers_start is not None:
             rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(inner._iterator) - workers_start, 1e-9))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for a, b in paths:
+            cv2.imread(a)
+            cv2.imread(b)
+        rates["decode_cap"].append(n / (time.perf_counter() - start))
+        rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
         if plain_loader is not None:
             seen, start = 0, time.perf_counter()
             for batch in plain_loader:
@@ -327,10 +329,11 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     stats["vs_original_work"] = summarize(ratios)
     print(f"in-process / original-work: {format_summary(stats['vs_original_work'], 'x', digits=2)} "
           f"({summarize(cpu_ratios)['median']:.2f}x in CPU time)")
+    stats["dataloader_vs_in_process"] = summarize([a / b for a, b in zip(rates["dataloader"], rates["in_process"])])
     print(f"DataLoader {args.workers} workers:    {format_summary(stats['dataloader'], 'samples/s')} "
           f"(batch {args.batch_size}, persistent workers, "
-          f"{'reused shared-memory batches' if SharedBatchLoader else 'default collate'}), "
-          f"{stats['dataloader']['median'] / stats['in_process']['median']:.2f}x in-process")
+          f"{'reused shared-memory batches' if SharedBatchLoader else 'default collate'})")
+    print(f"DataLoader / in-process: {format_summary(stats['dataloader_vs_in_process'], 'x', digits=2)}")
     if stats.get("dataloader_plain_writes", {}).get("rounds"):
         ratios = summarize([a / b for a, b in zip(rates["dataloader"], rates["dataloader_plain_writes"])])
         print(f"  with ordinary stores:  {format_summary(stats['dataloader_plain_writes'], 'samples/s')}; streaming "
@@ -338,8 +341,8 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     if stats.get("dataloader_worker_cpu", {}).get("rounds"):
         per_cpu = stats["dataloader_worker_cpu"]["median"]
         share = 100 * per_cpu / stats["in_process_cpu"]["median"]
-        print(f"  per worker CPU-second: {per_cpu:.1f} samples ({share:.0f} % "
-              f"of in-process: the collate and IPC cost); main process "
+        print(f"  per worker CPU-second: {per_cpu:.1f} samples ({share:.0f} % of in-process's; below 100 %: the "
+              f"collate, IPC and {args.workers} processes sharing caches and memory); main process "
               f"{stats['dataloader_main_cpu']['median']:.0f} samples per CPU-second")
     print("the original SiamMask is not run here: original-work is its per-sample work written out in this bench "
           "(original_work); the original decodes both whole JPEGs of every sample, so its in-process rate is also "
