@@ -36,6 +36,7 @@ import glob
 import os
 import tempfile
 import time
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -263,18 +264,31 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {k: [] for k in (
         "in_process", "in_process_cpu", "decode_cap", "decode_cap_cpu", "original_work", "original_work_cpu",
         "dataloader", "dataloader_main_cpu", "dataloader_worker_cpu", "dataloader_plain_writes")}
-    for _ in range(args.rounds):
-        # original-work, in-process and the DataLoader one after the other: the ratios pair runs seconds apart
+
+    def loop(name: str, work: Callable[[], None]) -> None:
+        """Time `work` (n samples' worth): samples/s by the wall clock and per CPU-second of this process."""
         start, start_cpu = time.perf_counter(), time.process_time()
-        for i in range(n):
-            original_work(dataset, i)
-        rates["original_work"].append(n / (time.perf_counter() - start))
-        rates["original_work_cpu"].append(n / (time.process_time() - start_cpu))
-        start, start_cpu = time.perf_counter(), time.process_time()
+        work()
+        rates[name].append(n / (time.perf_counter() - start))
+        rates[f"{name}_cpu"].append(n / (time.process_time() - start_cpu))
+
+    def pipeline() -> None:
         for i in range(n):
             dataset[i]
-        rates["in_process"].append(n / (time.perf_counter() - start))
-        rates["in_process_cpu"].append(n / (time.process_time() - start_cpu))
+
+    def original() -> None:
+        for i in range(n):
+            original_work(dataset, i)
+
+    def decode_both() -> None:
+        for a, b in paths:
+            cv2.imread(a)
+            cv2.imread(b)
+
+    for _ in range(args.rounds):
+        # original-work, in-process and the DataLoader one after the other: the ratios pair runs seconds apart
+        loop("original_work", original)
+        loop("in_process", pipeline)
         seen = 0
         start, start_cpu = time.perf_counter(), time.process_time()
         inner = getattr(loader, "loader", loader)  # SharedBatchLoader wraps a DataLoader
@@ -285,12 +299,7 @@ def bench(data_root: str, args: argparse.Namespace) -> dict[str, list[float]]:
         rates["dataloader_main_cpu"].append(seen / max(time.process_time() - start_cpu, 1e-9))
         if workers_start is not None:
             rates["dataloader_worker_cpu"].append(seen / max(_workers_cpu(inner._iterator) - workers_start, 1e-9))
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for a, b in paths:
-            cv2.imread(a)
-            cv2.imread(b)
-        rates["decode_cap"].append(n / (time.perf_counter() - start))
-        rates["decode_cap_cpu"].append(n / (time.process_time() - start_cpu))
+        loop("decode_cap", decode_both)
         if plain_loader is not None:
             seen, start = 0, time.perf_counter()
             for batch in plain_loader:
